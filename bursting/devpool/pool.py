@@ -1,0 +1,443 @@
+"""The personal HTCondor pool: `bursting devpool up|down|status|token|add-node|remove-node`.
+
+The central manager and every extra execute node is its own `condor_master -f` with its own
+CONDOR_CONFIG; their PIDs are kept in a state file so `down` leaves no process or mount behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bursting.contextualize import TOKEN_FILE_NAME, WorkerSpec
+from bursting.devpool import condor_config as cc
+from bursting.devpool.layout import (
+    Layout,
+    bind,
+    build,
+    cache_root,
+    detect,
+    is_built,
+    mount_system,
+    mounts_under,
+    processes_in,
+    python_dirs,
+    require_root,
+    run,
+    unmount_all,
+)
+from bursting.errors import DevPoolError
+from bursting.model import Flavor, Secret
+
+DEFAULT_TOKEN_DIR = Path("~/.config/bursting/tokens.d").expanduser()
+TOKEN_NAME = "devpool"
+SCRATCH = Path("/var/tmp/bursting")
+STOP_TIMEOUT = 60.0
+
+
+def admin_identity() -> str:
+    return f"{cc.JOB_USER}@{cc.UID_DOMAIN}"
+
+
+@dataclass
+class NodeInfo:
+    name: str
+    pid: int
+    cpus: int
+    memory_mb: int
+    attrs: dict[str, str] = field(default_factory=dict)
+
+
+class DevPool:
+    """One personal pool on this machine, in a native install or the cached chroot."""
+
+    def __init__(
+        self,
+        layout: Layout | None = None,
+        token_dir: Path = DEFAULT_TOKEN_DIR,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.layout = layout or detect()
+        self.token_dir = token_dir
+        self.log = log or (lambda message: None)
+        self.state_file = cache_root() / "devpool-state.json"
+
+    # ----- state -----
+    def _state(self) -> dict[str, object]:
+        try:
+            data = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _save(self, state: dict[str, object]) -> None:
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)
+
+    def _nodes(self) -> dict[str, NodeInfo]:
+        raw = self._state().get("nodes", {})
+        return {name: NodeInfo(**info) for name, info in dict(raw).items()}  # type: ignore[call-overload]
+
+    @staticmethod
+    def _alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        stat = Path(f"/proc/{pid}/stat")
+        return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+    def running(self) -> bool:
+        pid = self._state().get("master_pid")
+        return isinstance(pid, int) and self._alive(pid)
+
+    @property
+    def token_file(self) -> Path:
+        return self.token_dir / TOKEN_NAME
+
+    # ----- up -----
+    def up(self, shared: list[Path] | None = None, local_cpus: int = 0) -> None:
+        """Build (once), mount, configure and start the central manager; idempotent."""
+        require_root()
+        if self.running():
+            self.log("personal pool already running")
+            self._write_host_token()
+            return
+        _port_free_or_fail(cc.COLLECTOR)
+        build(self.layout, self.log)
+        shared_dirs = sorted({*(p.resolve() for p in shared or []), *python_dirs(), SCRATCH})
+        self._prepare_root(shared_dirs)
+        paths = self._distribution_paths()
+        self._write_config("pool", cc.central_manager(paths, admin_identity(), local_cpus))
+        pid = self._start_master("pool")
+        self._save(
+            {
+                "master_pid": pid,
+                "nodes": {},
+                "shared": [str(p) for p in shared_dirs],
+                "paths": paths,
+            }
+        )
+        try:
+            self._wait_ready()
+            self._write_host_token()
+        except DevPoolError:
+            self.down()
+            raise
+        self.log(f"personal pool up: collector {cc.COLLECTOR}, token {self.token_file}")
+
+    def _prepare_root(self, shared_dirs: list[Path]) -> None:
+        layout = self.layout
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        SCRATCH.chmod(0o1777)
+        if not layout.native:
+            mount_system(layout)
+            for directory in shared_dirs:
+                bind(directory, layout.path(str(directory)))
+            hosts = layout.path("/etc/hosts")
+            entry = f"127.0.0.1 {socket.gethostname()}"
+            if entry not in hosts.read_text().splitlines():
+                with hosts.open("a") as handle:
+                    handle.write(entry + "\n")
+            # The job user must reach the interpreter under /root inside the image.
+            layout.path("/root").chmod(0o711)
+        self._ensure_job_user()
+
+    def _ensure_job_user(self) -> None:
+        """The unprivileged job user, with the same uid on the host and inside the image."""
+        try:
+            uid = pwd.getpwnam(cc.JOB_USER).pw_uid
+        except KeyError:
+            run(
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    cc.JOB_USER,
+                ]
+            )
+            uid = pwd.getpwnam(cc.JOB_USER).pw_uid
+        if self.layout.native:
+            return
+        passwd = self.layout.path("/etc/passwd").read_text()
+        if not any(line.startswith(f"{cc.JOB_USER}:") for line in passwd.splitlines()):
+            run(
+                self.layout.command(
+                    [
+                        "useradd",
+                        "--uid",
+                        str(uid),
+                        "--no-create-home",
+                        "--shell",
+                        "/bin/sh",
+                        cc.JOB_USER,
+                    ]
+                )
+            )
+
+    def _distribution_paths(self) -> dict[str, str]:
+        keys = ["RELEASE_DIR", "BIN", "SBIN", "LIB", "LIBEXEC", "SHARE"]
+        out = run(self.layout.command(["condor_config_val", *keys]), timeout=60)
+        values = out.strip().splitlines()
+        if len(values) != len(keys):
+            raise DevPoolError(f"condor_config_val gave unexpected output: {out!r}")
+        return dict(zip(keys, values, strict=True))
+
+    def _write_config(self, name: str, base: str, extra: dict[str, str] | None = None) -> Path:
+        directory = self.layout.path(cc.local_dir(name))
+        for sub in cc.SUBDIRS:
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        for sub in ("log", "spool", "execute", "lock", "run"):
+            self._chown_condor(directory / sub)
+        self.layout.path(f"{cc.STATE_DIR}/etc").mkdir(parents=True, exist_ok=True)
+        config = directory / "condor_config"
+        config.write_text(base + "\n")
+        for file_name, text in (extra or {}).items():
+            (directory / "config.d" / file_name).write_text(text)
+        return config
+
+    def _chown_condor(self, path: Path) -> None:
+        entry = self._passwd_entry("condor")
+        if entry:
+            os.chown(path, entry[0], entry[1])
+
+    def _passwd_entry(self, user: str) -> tuple[int, int] | None:
+        for line in self.layout.path("/etc/passwd").read_text().splitlines():
+            parts = line.split(":")
+            if parts[0] == user:
+                return int(parts[2]), int(parts[3])
+        return None
+
+    def _start_master(self, name: str) -> int:
+        config = f"{cc.local_dir(name)}/condor_config"
+        log_file = self.layout.path(cc.local_dir(name)) / "log" / "master.stdout"
+        with log_file.open("ab") as out:
+            process = subprocess.Popen(
+                self.layout.command(["condor_master", "-f"], env={"CONDOR_CONFIG": config}),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return process.pid
+
+    def _wait_ready(self, timeout: float = 90.0) -> None:
+        from bursting.pool.htcondor import probe_pool
+
+        deadline = time.monotonic() + timeout
+        problem = "no answer yet"
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise DevPoolError(
+                    "condor_master exited during start-up; see "
+                    f"{self.layout.path(cc.local_dir('pool'))}/log/MasterLog"
+                )
+            problem = probe_pool(cc.COLLECTOR)
+            if not problem and self.layout.path(f"{cc.STATE_DIR}/etc/passwords.d/POOL").exists():
+                return
+            time.sleep(0.5)
+        raise DevPoolError(f"personal pool did not come up within {timeout:.0f}s: {problem}")
+
+    # ----- tokens -----
+    def mint_token(self, identity: str) -> Secret:
+        out = run(
+            self.layout.command(
+                ["condor_token_create", "-identity", identity],
+                env={"CONDOR_CONFIG": f"{cc.local_dir('pool')}/condor_config"},
+            ),
+            timeout=60,
+        )
+        return Secret(out.strip())
+
+    def _write_host_token(self) -> None:
+        # Minted afresh each time: a token from an earlier image's signing key would be refused.
+        token = self.mint_token(admin_identity())
+        _write_secret(self.token_file, token)
+
+    def ensure_token(self) -> Path:
+        require_root()
+        if not self.running():
+            raise DevPoolError(
+                "the personal pool is not running; start it with: bursting devpool up"
+            )
+        self._write_host_token()
+        return self.token_file
+
+    # ----- execute nodes -----
+    def add_node(
+        self,
+        cpus: int,
+        memory_mb: int,
+        attrs: dict[str, str] | None = None,
+        name: str | None = None,
+        spec: WorkerSpec | None = None,
+    ) -> str:
+        """Start one more startd (own master, LOCAL_DIR and name) that joins this pool's collector."""
+        require_root()
+        if not self.running():
+            raise DevPoolError(
+                "the personal pool is not running; start it with: bursting devpool up"
+            )
+        name = name or f"node-{secrets.token_hex(3)}"
+        nodes = self._nodes()
+        if name in nodes and self._alive(nodes[name].pid):
+            raise DevPoolError(f"execute node {name} already runs; pick another --name")
+        attrs = dict(attrs or {})
+        token_dir = f"{cc.local_dir('nodes/' + name)}/tokens.d"
+        spec = spec or WorkerSpec(
+            pool_id=attrs.pop("BurstingPool", "devpool"),
+            instance_id=attrs.pop("BurstingInstance", name),
+            cloud=attrs.pop("BurstingCloud", "devpool"),
+            flavor=Flavor(attrs.pop("BurstingFlavor", f"{cpus}c{memory_mb}m"), cpus, memory_mb),
+            collector=cc.COLLECTOR,
+            token=self.mint_token(f"condor@{cc.UID_DOMAIN}"),
+            uid_domain=cc.UID_DOMAIN,
+            admin_identity=admin_identity(),
+            extra_attrs=attrs,
+        )
+        spec = WorkerSpec(**{**spec.__dict__, "token_dir": token_dir})
+        base, worker = cc.execute_node(self._paths(), name, spec)
+        self._write_config(f"nodes/{name}", base, {"50-bursting-worker.conf": worker})
+        _write_secret(self.layout.path(token_dir) / TOKEN_FILE_NAME, spec.token)
+        pid = self._start_master(f"nodes/{name}")
+        state = self._state()
+        state.setdefault("nodes", {})[name] = NodeInfo(  # type: ignore[index]
+            name, pid, spec.flavor.cpus, spec.flavor.memory_mb, dict(spec.extra_attrs)
+        ).__dict__
+        self._save(state)
+        return name
+
+    def node_names(self) -> list[str]:
+        return [name for name, info in self._nodes().items() if self._alive(info.pid)]
+
+    def remove_node(self, name: str, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop a node peacefully: drain it (running jobs finish), then stop its master."""
+        from bursting.pool.htcondor import HTCondorPool
+
+        nodes = self._nodes()
+        if name not in nodes:
+            raise DevPoolError(f"no execute node named {name}; see: bursting devpool status")
+        info = nodes[name]
+        if self._alive(info.pid):
+            HTCondorPool.for_devpool(self.token_dir).drain([self.startd_name(name)])
+            _wait_gone(info.pid, timeout)
+        state = self._state()
+        dict(state.get("nodes", {})).pop(name, None)  # type: ignore[call-overload]
+        nodes_state = dict(state.get("nodes", {}))  # type: ignore[call-overload]
+        nodes_state.pop(name, None)
+        state["nodes"] = nodes_state
+        self._save(state)
+
+    def kill_node(self, name: str) -> None:
+        """Stop a node at once (as a cloud deleting its VM would), jobs or not."""
+        info = self._nodes().get(name)
+        if info and self._alive(info.pid):
+            _stop(info.pid, signal.SIGQUIT, timeout=STOP_TIMEOUT)
+
+    @staticmethod
+    def startd_name(node: str) -> str:
+        return f"{node}@{socket.gethostname()}"
+
+    def _paths(self) -> dict[str, str]:
+        paths = self._state().get("paths")
+        return dict(paths) if isinstance(paths, dict) else self._distribution_paths()
+
+    # ----- down / status -----
+    def down(self) -> None:
+        """Stop every master of this pool and undo every mount; safe to call twice."""
+        require_root()
+        state = self._state()
+        for info in self._nodes().values():
+            _stop(info.pid, signal.SIGQUIT, STOP_TIMEOUT)
+        pid = state.get("master_pid")
+        if isinstance(pid, int):
+            _stop(pid, signal.SIGTERM, STOP_TIMEOUT)
+        if not self.layout.native:
+            for stray in processes_in(self.layout.root):
+                _stop(stray, signal.SIGKILL, 10)
+            unmount_all(self.layout.root)
+        self.state_file.unlink(missing_ok=True)
+
+    def status(self) -> dict[str, object]:
+        state = self._state()
+        return {
+            "mode": "native" if self.layout.native else f"chroot {self.layout.root}",
+            "built": is_built(self.layout),
+            "running": self.running(),
+            "collector": cc.COLLECTOR,
+            "token": str(self.token_file) if self.token_file.exists() else None,
+            "nodes": self.node_names(),
+            "shared": state.get("shared", []),
+            "mounts": []
+            if self.layout.native
+            else [str(m) for m in mounts_under(self.layout.root)],
+        }
+
+
+def _write_secret(path: Path, secret: Secret) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret.reveal() + "\n")
+    path.chmod(0o600)
+
+
+def _port_free_or_fail(address: str) -> None:
+    host, port = address.split(":")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, int(port)))
+        except OSError:
+            raise DevPoolError(
+                f"port {port} on {host} is taken by another program; stop it "
+                f"(see: ss -ltnp 'sport = :{port}') before: bursting devpool up"
+            ) from None
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not DevPool._alive(pid):
+            _reap(pid)
+            return True
+        _reap(pid)
+        time.sleep(0.2)
+    return False
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _stop(pid: int, sig: signal.Signals, timeout: float) -> None:
+    if not DevPool._alive(pid):
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    if not _wait_gone(pid, timeout):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _wait_gone(pid, 10)

@@ -1,0 +1,169 @@
+"""Plain immutable values that flow between the pool, the clouds, the policy and the controller."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, order=True)
+class JobShape:
+    """What one job asks of a slot; jobs with equal shapes are interchangeable for planning."""
+
+    cpus: int
+    memory_mb: int
+    disk_mb: int = 0
+    gpus: int = 0
+    requirements: str = ""
+
+    def label(self) -> str:
+        gpu = f" {self.gpus}gpu" if self.gpus else ""
+        return f"{self.cpus}c {self.memory_mb}MB {self.disk_mb // 1024}GB{gpu}"
+
+
+@dataclass(frozen=True)
+class Demand:
+    """Idle jobs of one shape; `idle_since` holds each job's idle start time, oldest first."""
+
+    shape: JobShape
+    idle_since: tuple[float, ...]
+
+    @property
+    def idle_jobs(self) -> int:
+        return len(self.idle_since)
+
+
+class JobState(enum.Enum):
+    """HTCondor's JobStatus values, by name."""
+
+    IDLE = 1
+    RUNNING = 2
+    REMOVED = 3
+    COMPLETED = 4
+    HELD = 5
+    TRANSFERRING_OUTPUT = 6
+    SUSPENDED = 7
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.REMOVED, JobState.COMPLETED)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """Count of queued jobs per owner, shape and state, as `bursting q` shows them."""
+
+    owner: str
+    shape: JobShape
+    idle: int = 0
+    running: int = 0
+    held: int = 0
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One execute node (one startd) as the collector sees it, with its burst tags if any."""
+
+    name: str
+    machine: str
+    instance_id: str | None
+    pool_id: str | None
+    total_cpus: int
+    total_memory_mb: int
+    free_cpus: int
+    free_memory_mb: int
+    running_jobs: int
+    draining: bool
+    slots: int
+
+    @property
+    def busy(self) -> bool:
+        return self.running_jobs > 0
+
+
+@dataclass(frozen=True)
+class PoolSnapshot:
+    """Everything the controller needs from the batch system at one instant."""
+
+    taken_at: float
+    demand: tuple[Demand, ...]
+    workers: tuple[Worker, ...]
+    queue: tuple[QueueRow, ...] = ()
+
+    @property
+    def idle_jobs(self) -> int:
+        return sum(d.idle_jobs for d in self.demand)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """One job of a cluster: where it is, and how it ended if it has."""
+
+    job_id: str
+    state: JobState
+    exit_code: int | None = None
+    hold_reason: str | None = None
+    stderr_path: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    """All jobs of one submitted cluster."""
+
+    cluster_id: int
+    jobs: tuple[JobOutcome, ...] = field(default_factory=tuple)
+
+    def count(self, state: JobState) -> int:
+        return sum(1 for job in self.jobs if job.state is state)
+
+    @property
+    def done(self) -> bool:
+        """True when no job can make further progress without help (finished or held)."""
+        return bool(self.jobs) and all(
+            job.state.finished or job.state is JobState.HELD for job in self.jobs
+        )
+
+    @property
+    def failed_jobs(self) -> tuple[JobOutcome, ...]:
+        return tuple(
+            job
+            for job in self.jobs
+            if job.state is JobState.HELD
+            or job.state is JobState.REMOVED
+            or (job.state is JobState.COMPLETED and job.exit_code not in (0, None))
+        )
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """A machine size a cloud offers."""
+
+    name: str
+    cpus: int
+    memory_mb: int
+    disk_gb: int = 0
+    gpus: int = 0
+    price_per_hour: float = 0.0
+
+
+class Secret:
+    """A value (token, password) that never shows itself in logs, reprs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)

@@ -1,0 +1,337 @@
+"""The HTCondor backend of the BatchPool seam, through the official htcondor2/classad2 bindings.
+
+Every call runs with a timeout; an unreachable schedd or collector raises PoolUnavailable so
+callers never mistake "could not look" for "nothing there". Tokens are read by the bindings from
+the token directory and never pass through our logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import classad2
+import htcondor2
+
+from bursting.config import PoolConfig
+from bursting.errors import PoolUnavailable, SubmitError
+from bursting.model import (
+    ClusterStatus,
+    Demand,
+    JobOutcome,
+    JobShape,
+    JobState,
+    PoolSnapshot,
+    QueueRow,
+    Worker,
+)
+from bursting.pool.shapes import job_shape, worker_from_slots
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+JOB_PROJECTION = [
+    "ClusterId",
+    "ProcId",
+    "JobStatus",
+    "Owner",
+    "RequestCpus",
+    "RequestMemory",
+    "RequestDisk",
+    "RequestGpus",
+    "Requirements",
+    "EnteredCurrentStatus",
+    "QDate",
+    # referenced by the default RequestMemory/RequestDisk expressions
+    "MemoryUsage",
+    "ImageSize",
+    "DiskUsage",
+    "ExecutableSize",
+]
+SLOT_PROJECTION = [
+    "Name",
+    "Machine",
+    "SlotType",
+    "State",
+    "Activity",
+    "Cpus",
+    "Memory",
+    "TotalSlotCpus",
+    "TotalSlotMemory",
+    "Draining",
+    "BurstingPool",
+    "BurstingInstance",
+    "MyAddress",
+]
+STATUS_PROJECTION = [
+    "ClusterId",
+    "ProcId",
+    "JobStatus",
+    "ExitCode",
+    "ExitBySignal",
+    "ExitSignal",
+    "HoldReason",
+    "Err",
+    "Iwd",
+]
+LIVE_JOBS = "JobStatus =?= 1 || JobStatus =?= 2 || JobStatus =?= 5"
+_CONNECT_WORDS = ("connect", "timed out", "timeout", "locate", "refused", "unreachable")
+
+
+def _with_timeout(what: str, seconds: float, call: Callable[[], T]) -> T:
+    """Run a blocking binding call in a helper thread; a hung daemon becomes PoolUnavailable."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name=f"htcondor:{what}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise PoolUnavailable(f"{what}: no answer within {seconds:.0f}s", retry_after=seconds)
+    if "error" in outcome:
+        error = outcome["error"]
+        if isinstance(error, (PoolUnavailable, SubmitError)):
+            raise error
+        raise PoolUnavailable(f"{what}: {_one_line(error)}") from None
+    return outcome["value"]  # type: ignore[no-any-return]
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:300] or type(error).__name__
+
+
+def configure_client(token_dir: Path) -> None:
+    """Point the bindings at our token directory; no HTCondor config file is needed on the host."""
+    htcondor2.param["SEC_TOKEN_DIRECTORY"] = str(token_dir)
+    htcondor2.param["SEC_CLIENT_AUTHENTICATION_METHODS"] = "IDTOKENS"
+
+
+def probe_pool(collector: str, timeout: float = 5.0) -> str | None:
+    """None when the collector answers and lists a schedd, else what is wrong."""
+    try:
+        ads = _with_timeout(
+            "collector",
+            timeout,
+            lambda: htcondor2.Collector(collector).query(
+                htcondor2.AdType.Schedd, projection=["Name"]
+            ),
+        )
+    except PoolUnavailable as exc:
+        return str(exc)
+    return None if ads else "collector answers but no schedd has advertised yet"
+
+
+class HTCondorPool:
+    """BatchPool over one collector and one schedd."""
+
+    def __init__(self, config: PoolConfig) -> None:
+        self.config = config
+        configure_client(config.token_dir)
+        self._schedd_ad: classad2.ClassAd | None = None
+
+    @classmethod
+    def for_devpool(cls, token_dir: Path) -> HTCondorPool:
+        return cls(PoolConfig(collector="127.0.0.1:9618", token_dir=token_dir))
+
+    # ----- connections -----
+    def _collector(self) -> htcondor2.Collector:
+        return htcondor2.Collector(self.config.collector)
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        return _with_timeout(what, self.config.timeout_seconds, call)
+
+    def _schedd(self) -> htcondor2.Schedd:
+        if self._schedd_ad is None:
+            ads = self._call(
+                f"collector {self.config.collector}",
+                lambda: self._collector().query(htcondor2.AdType.Schedd),
+            )
+            wanted = self.config.schedd
+            matching = [ad for ad in ads if wanted is None or ad.get("Name") == wanted]
+            if not matching:
+                names = ", ".join(str(ad.get("Name")) for ad in ads) or "none"
+                raise PoolUnavailable(
+                    f"schedd {wanted or '(any)'} not advertised at {self.config.collector}; "
+                    f"advertised: {names}"
+                )
+            if len(matching) > 1:
+                raise PoolUnavailable(
+                    "several schedds advertise; set pool.schedd to one of: "
+                    + ", ".join(str(ad.get("Name")) for ad in matching)
+                )
+            self._schedd_ad = matching[0]
+        return htcondor2.Schedd(self._schedd_ad)
+
+    def _schedd_call(self, what: str, call: Callable[[htcondor2.Schedd], T]) -> T:
+        schedd = self._schedd()
+        try:
+            return self._call(what, lambda: call(schedd))
+        except PoolUnavailable:
+            self._schedd_ad = None  # it may have moved or restarted; look it up again next time
+            raise
+
+    # ----- BatchPool -----
+    def snapshot(self, now: float | None = None) -> PoolSnapshot:
+        jobs = self._schedd_call(
+            "schedd query", lambda s: s.query(LIVE_JOBS, projection=JOB_PROJECTION)
+        )
+        slots = self._call(
+            f"collector {self.config.collector}",
+            lambda: self._collector().query(htcondor2.AdType.Startd, projection=SLOT_PROJECTION),
+        )
+        return build_snapshot(jobs, slots, now)
+
+    def workers(self) -> tuple[Worker, ...]:
+        slots = self._call(
+            f"collector {self.config.collector}",
+            lambda: self._collector().query(htcondor2.AdType.Startd, projection=SLOT_PROJECTION),
+        )
+        return group_workers(slots)
+
+    def drain(self, worker_names: Sequence[str]) -> list[str]:
+        drained = []
+        for name in worker_names:
+            try:
+                location = self._call(
+                    f"locate startd {name}",
+                    lambda n=name: self._collector().locate(htcondor2.DaemonType.Startd, n),  # type: ignore[misc]
+                )
+            except PoolUnavailable as exc:
+                log.warning("cannot drain %s: %s", name, exc)
+                continue
+            self._call(
+                f"drain {name}",
+                lambda loc=location: htcondor2.Startd(loc).drainJobs(  # type: ignore[misc]
+                    htcondor2.DrainType.Graceful,
+                    htcondor2.CompletionType.Exit,
+                    reason="bursting: node no longer needed",
+                ),
+            )
+            drained.append(name)
+        return drained
+
+    def submit(self, description: str, itemdata: Iterable[Mapping[str, str]] | None = None) -> int:
+        submit = parse_submit(description)
+        items = [dict(item) for item in itemdata] if itemdata is not None else None
+        if items is not None and not items:
+            raise SubmitError("itemdata is empty: pass at least one item, or none at all")
+
+        def do(schedd: htcondor2.Schedd) -> int:
+            try:
+                if items is None:
+                    result = schedd.submit(submit)
+                else:
+                    result = schedd.submit(submit, itemdata=iter(items))
+            except Exception as exc:  # the bindings raise plain HTCondor errors
+                text = _one_line(exc)
+                if any(word in text.lower() for word in _CONNECT_WORDS):
+                    raise PoolUnavailable(f"submit: {text}") from None
+                raise SubmitError(f"the schedd refused the submit description: {text}") from None
+            return int(result.cluster())
+
+        return self._schedd_call("submit", do)
+
+    def job_status(self, cluster_id: int) -> ClusterStatus:
+        constraint = f"ClusterId == {int(cluster_id)}"
+        live = self._schedd_call(
+            "schedd query", lambda s: s.query(constraint, projection=STATUS_PROJECTION)
+        )
+        seen = {int(ad["ProcId"]) for ad in live}
+        ended = self._schedd_call(
+            "schedd history", lambda s: s.history(constraint, projection=STATUS_PROJECTION)
+        )
+        ads = list(live) + [ad for ad in ended if int(ad["ProcId"]) not in seen]
+        jobs = sorted((job_outcome(ad) for ad in ads), key=lambda j: int(j.job_id.split(".")[1]))
+        return ClusterStatus(int(cluster_id), tuple(jobs))
+
+    def remove(self, cluster_id: int, reason: str = "removed by bursting") -> None:
+        self._schedd_call(
+            "remove",
+            lambda s: s.act(htcondor2.JobAction.Remove, f"ClusterId == {int(cluster_id)}", reason),
+        )
+
+
+def parse_submit(description: str) -> htcondor2.Submit:
+    """Parse a submit description; say what is wrong before anything reaches the schedd."""
+    if not description.strip():
+        raise SubmitError("the submit description is empty; give at least 'executable = ...'")
+    try:
+        submit = htcondor2.Submit(description)
+    except Exception as exc:
+        raise SubmitError(f"the submit description does not parse: {_one_line(exc)}") from None
+    keys = {key.lower() for key in submit.keys()}
+    if "executable" not in keys and "cmd" not in keys:
+        raise SubmitError("the submit description has no 'executable = ...' line; add one")
+    return submit
+
+
+def job_outcome(ad: classad2.ClassAd) -> JobOutcome:
+    state = JobState(int(ad.get("JobStatus", 1)))
+    exit_code = ad.get("ExitCode")
+    if ad.get("ExitBySignal") is True:
+        exit_code = 128 + int(ad.get("ExitSignal", 0))
+    err = ad.get("Err")
+    iwd = ad.get("Iwd")
+    stderr = None
+    if isinstance(err, str) and err not in ("/dev/null", ""):
+        stderr = err if err.startswith("/") or not isinstance(iwd, str) else f"{iwd}/{err}"
+    hold = ad.get("HoldReason") if state is JobState.HELD else None
+    return JobOutcome(
+        job_id=f"{int(ad['ClusterId'])}.{int(ad['ProcId'])}",
+        state=state,
+        exit_code=int(exit_code) if isinstance(exit_code, int) else None,
+        hold_reason=str(hold) if hold else None,
+        stderr_path=stderr,
+    )
+
+
+def build_snapshot(
+    jobs: Iterable[classad2.ClassAd], slots: Iterable[classad2.ClassAd], now: float | None
+) -> PoolSnapshot:
+    """Group job ads by shape (demand, queue rows) and slot ads by execute node (workers)."""
+    idle: dict[JobShape, list[float]] = defaultdict(list)
+    counts: dict[tuple[str, JobShape], list[int]] = defaultdict(lambda: [0, 0, 0])
+    latest = 0.0
+    for ad in jobs:
+        shape = job_shape(ad)
+        status = int(ad.get("JobStatus", 1))
+        owner = str(ad.get("Owner", "?"))
+        entered = float(ad.get("EnteredCurrentStatus", ad.get("QDate", 0)) or 0)
+        latest = max(latest, entered)
+        if status == 1:
+            idle[shape].append(entered)
+            counts[(owner, shape)][0] += 1
+        elif status == 2:
+            counts[(owner, shape)][1] += 1
+        elif status == 5:
+            counts[(owner, shape)][2] += 1
+    demand = tuple(Demand(shape, tuple(sorted(times))) for shape, times in sorted(idle.items()))
+    queue = tuple(
+        QueueRow(owner, shape, *numbers) for (owner, shape), numbers in sorted(counts.items())
+    )
+    return PoolSnapshot(
+        taken_at=now if now is not None else time.time(),
+        demand=demand,
+        workers=group_workers(slots),
+        queue=queue,
+    )
+
+
+def group_workers(slots: Iterable[classad2.ClassAd]) -> tuple[Worker, ...]:
+    by_node: dict[str, list[classad2.ClassAd]] = defaultdict(list)
+    for ad in slots:
+        name = str(ad.get("Name", ""))
+        node = name.split("@", 1)[1] if "@" in name else name
+        by_node[node].append(ad)
+    return tuple(worker_from_slots(node, ads) for node, ads in sorted(by_node.items()))
