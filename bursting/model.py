@@ -104,6 +104,17 @@ class JobOutcome:
     exit_code: int | None = None
     hold_reason: str | None = None
     stderr_path: str | None = None
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    host: str | None = None
+
+    @property
+    def wait_seconds(self) -> float | None:
+        """Time from submission to first start, the figure users complain about."""
+        if self.queued_at is None or self.started_at is None:
+            return None
+        return max(0.0, self.started_at - self.queued_at)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ NEGOTIATOR_CYCLE_DELAY = 5
 STARTER_UPDATE_INTERVAL = 5
 SHADOW_QUEUE_UPDATE_INTERVAL = 5
 UPDATE_INTERVAL = 5
+# The master re-evaluates DAEMON_SHUTDOWN when it updates: a drained node leaves within seconds.
+MASTER_UPDATE_INTERVAL = 5
 RUNBENCHMARKS = 0
 """
 

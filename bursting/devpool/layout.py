@@ -39,11 +39,22 @@ def require_root() -> None:
         )
 
 
+def clean_env() -> dict[str, str]:
+    """The environment for HTCondor's own tools: none of the host bindings' CONDOR_CONFIG or
+    _CONDOR_ settings (the bindings set some on import) may leak into the pool's daemons."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key != "CONDOR_CONFIG" and not key.upper().startswith("_CONDOR_")
+    }
+
+
 def run(argv: Sequence[str], *, timeout: float = 600, check: bool = True, **kwargs: object) -> str:
     """Run a command, returning stdout; failures become DevPoolError with the command's own words."""
     try:
         done = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+            list(argv), capture_output=True, text=True, timeout=timeout, check=False,
+            env=clean_env(), **kwargs
         )  # type: ignore[call-overload]
     except FileNotFoundError:
         raise DevPoolError(f"{argv[0]} is not installed") from None

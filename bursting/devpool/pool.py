@@ -24,6 +24,7 @@ from bursting.devpool.layout import (
     Layout,
     bind,
     build,
+    clean_env,
     cache_root,
     detect,
     is_built,
@@ -118,7 +119,7 @@ class DevPool:
             return
         _port_free_or_fail(cc.COLLECTOR)
         build(self.layout, self.log)
-        shared_dirs = sorted({*(p.resolve() for p in shared or []), *python_dirs(), SCRATCH})
+        shared_dirs = _outermost({*(p.resolve() for p in shared or []), *python_dirs(), SCRATCH})
         self._prepare_root(shared_dirs)
         paths = self._distribution_paths()
         self._write_config("pool", cc.central_manager(paths, admin_identity(), local_cpus))
@@ -233,6 +234,7 @@ class DevPool:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=clean_env(),
             )
         return process.pid
 
@@ -336,11 +338,13 @@ class DevPool:
         if self._alive(info.pid):
             HTCondorPool.for_devpool(self.token_dir).drain([self.startd_name(name)])
             _wait_gone(info.pid, timeout)
+        self._forget_node(name)
+
+    def _forget_node(self, name: str) -> None:
         state = self._state()
-        dict(state.get("nodes", {})).pop(name, None)  # type: ignore[call-overload]
-        nodes_state = dict(state.get("nodes", {}))  # type: ignore[call-overload]
-        nodes_state.pop(name, None)
-        state["nodes"] = nodes_state
+        nodes = dict(state.get("nodes", {}))  # type: ignore[call-overload]
+        nodes.pop(name, None)
+        state["nodes"] = nodes
         self._save(state)
 
     def kill_node(self, name: str) -> None:
@@ -348,6 +352,16 @@ class DevPool:
         info = self._nodes().get(name)
         if info and self._alive(info.pid):
             _stop(info.pid, signal.SIGQUIT, timeout=STOP_TIMEOUT)
+        self._forget_node(name)
+
+    def daemon(self, action: str, daemon: str) -> None:
+        """Turn one central-manager daemon off or on (condor_off/condor_on), e.g. for fault tests."""
+        if action not in ("off", "on"):
+            raise DevPoolError(f"action must be 'off' or 'on', got {action!r}")
+        run(self.layout.command(
+            [f"condor_{action}", "-daemon", daemon],
+            env={"CONDOR_CONFIG": f"{cc.local_dir('pool')}/condor_config"},
+        ), timeout=60)
 
     @staticmethod
     def startd_name(node: str) -> str:
@@ -387,6 +401,11 @@ class DevPool:
             if self.layout.native
             else [str(m) for m in mounts_under(self.layout.root)],
         }
+
+
+def _outermost(dirs: set[Path]) -> list[Path]:
+    """Drop directories already inside another shared one (bind-mounting both is redundant)."""
+    return sorted(d for d in dirs if not any(d != o and d.is_relative_to(o) for o in dirs))
 
 
 def _write_secret(path: Path, secret: Secret) -> None:

@@ -78,6 +78,11 @@ STATUS_PROJECTION = [
     "HoldReason",
     "Err",
     "Iwd",
+    "QDate",
+    "JobStartDate",
+    "CompletionDate",
+    "LastRemoteHost",
+    "RemoteHost",
 ]
 LIVE_JOBS = "JobStatus =?= 1 || JobStatus =?= 2 || JobStatus =?= 5"
 _CONNECT_WORDS = ("connect", "timed out", "timeout", "locate", "refused", "unreachable")
@@ -287,13 +292,23 @@ def job_outcome(ad: classad2.ClassAd) -> JobOutcome:
     if isinstance(err, str) and err not in ("/dev/null", ""):
         stderr = err if err.startswith("/") or not isinstance(iwd, str) else f"{iwd}/{err}"
     hold = ad.get("HoldReason") if state is JobState.HELD else None
+    host = ad.get("RemoteHost") or ad.get("LastRemoteHost")
     return JobOutcome(
         job_id=f"{int(ad['ClusterId'])}.{int(ad['ProcId'])}",
         state=state,
         exit_code=int(exit_code) if isinstance(exit_code, int) else None,
         hold_reason=str(hold) if hold else None,
         stderr_path=stderr,
+        queued_at=_epoch(ad.get("QDate")),
+        started_at=_epoch(ad.get("JobStartDate")),
+        finished_at=_epoch(ad.get("CompletionDate")),
+        host=str(host) if isinstance(host, str) else None,
     )
+
+
+def _epoch(value: object) -> float | None:
+    """HTCondor leaves dates 0 or undefined until they happen."""
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 def build_snapshot(

@@ -1,0 +1,243 @@
+"""The `bursting` command line: config checks, the personal pool, and everyday queue commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bursting.config import Config, load_config
+from bursting.errors import BurstingError, ConfigError
+
+app = typer.Typer(
+    help="Burst an HTCondor pool onto clouds when the queue grows; shrink it when work is done.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Check configuration files.", no_args_is_help=True)
+devpool_app = typer.Typer(
+    help="A real personal HTCondor pool on this machine (127.0.0.1:9618), for development.",
+    no_args_is_help=True,
+)
+app.add_typer(config_app, name="config")
+app.add_typer(devpool_app, name="devpool")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", envvar="BURSTING_CONFIG",
+        help="YAML config (pool, clouds, policy); defaults to the personal pool.",
+    ),
+]
+
+
+def _config(path: Path | None) -> Config:
+    return load_config(path) if path else Config()
+
+
+def _pool(path: Path | None):  # type: ignore[no-untyped-def]
+    from bursting.pool.htcondor import HTCondorPool
+
+    return HTCondorPool(_config(path).pool)
+
+
+# ----- config -----
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="The YAML file to check.")]) -> None:
+    """Validate FILE: print 'ok' and a summary, or every problem with its YAML path and fix."""
+    try:
+        config = load_config(file)
+    except ConfigError as exc:
+        err.print(f"[red]{len(exc.problems)} problem(s) in {exc.source}[/red]", highlight=False)
+        for problem in exc.problems:
+            err.print(f"  {problem}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    out.print("ok")
+    out.print(
+        f"pool {config.pool.id}: collector {config.pool.collector}, "
+        f"schedd {config.pool.schedd or '(the only one)'}, tokens {config.pool.token_dir}",
+        highlight=False,
+    )
+    table = Table("cloud", "type", "enabled", "priority", "instances", "flavors")
+    for cloud in config.clouds:
+        table.add_row(
+            cloud.name, cloud.type, "yes" if cloud.enabled else "no", str(cloud.priority),
+            f"{cloud.min_instances}..{cloud.max_instances}",
+            ", ".join(f"{f.name} ({f.cpus}c/{f.memory_mb}MB, {f.price_per_hour}/h)"
+                      for f in cloud.flavors),
+        )
+    out.print(table)
+    p = config.policy
+    out.print(
+        f"policy: every {p.interval_seconds:g}s; jobs idle > {p.min_idle_seconds:g}s count; "
+        f"workers idle > {p.idle_seconds:g}s drain; spend cap "
+        f"{p.spend.max_per_hour if p.spend.max_per_hour is not None else 'none'} "
+        f"{p.spend.currency}/h",
+        highlight=False,
+    )
+
+
+# ----- devpool -----
+def _devpool():  # type: ignore[no-untyped-def]
+    from bursting.devpool import DevPool
+
+    return DevPool(log=lambda message: err.print(f"[dim]{message}[/dim]", highlight=False))
+
+
+@devpool_app.command("up")
+def devpool_up(
+    share: Annotated[
+        list[Path] | None,
+        typer.Option(help="Host directory jobs may use, at the same path (repeatable)."),
+    ] = None,
+    local_cpus: Annotated[
+        int, typer.Option(min=0, help="Also run a startd with this many cores beside the schedd.")
+    ] = 0,
+) -> None:
+    """Build (once, cached) and start the pool; idempotent."""
+    _devpool().up(shared=[Path.cwd(), *(share or [])], local_cpus=local_cpus)
+
+
+@devpool_app.command("down")
+def devpool_down() -> None:
+    """Stop every daemon of the pool and undo its mounts."""
+    _devpool().down()
+
+
+@devpool_app.command("status")
+def devpool_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Is the pool built and running; its nodes, shared directories and mounts."""
+    status = _devpool().status()
+    if as_json:
+        out.print_json(json.dumps(status))
+        return
+    for key, value in status.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        out.print(f"{key:>9}: {shown}", highlight=False)
+
+
+@devpool_app.command("token")
+def devpool_token() -> None:
+    """(Re)create the IDTOKEN the host uses to submit and drain; prints its path, never its value."""
+    out.print(str(_devpool().ensure_token()))
+
+
+def _parse_attrs(attrs: list[str]) -> dict[str, str]:
+    parsed = {}
+    for item in attrs:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--attr")
+        parsed[key] = value
+    return parsed
+
+
+@devpool_app.command("add-node")
+def devpool_add_node(
+    cpus: Annotated[int, typer.Option(min=1, max=256, help="Cores of the node.")] = 2,
+    memory: Annotated[int, typer.Option(min=256, help="Memory in MB.")] = 2048,
+    attr: Annotated[
+        list[str] | None, typer.Option(help="Machine attribute KEY=VALUE (repeatable).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Node name (default: random).")] = None,
+) -> None:
+    """Start another execute node (its own startd) that joins the pool."""
+    out.print(_devpool().add_node(cpus, memory, _parse_attrs(attr or []), name=name))
+
+
+@devpool_app.command("remove-node")
+def devpool_remove_node(
+    name: Annotated[str, typer.Argument(help="Node name, as add-node printed it.")],
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for jobs.")] = 600,
+) -> None:
+    """Stop a node peacefully: drain it, let running jobs finish, then stop it."""
+    _devpool().remove_node(name, timeout=timeout)
+
+
+# ----- queue -----
+@app.command("submit")
+def submit(
+    file: Annotated[Path, typer.Argument(help="HTCondor submit description file.")],
+    config: ConfigOption = None,
+) -> None:
+    """Submit FILE as one cluster; prints the cluster id."""
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {file}: {exc.strerror}", param_hint="FILE") from None
+    out.print(_pool(config).submit(text))
+
+
+@app.command("q")
+def queue(config: ConfigOption = None) -> None:
+    """Idle, running and held jobs per owner and shape."""
+    snapshot = _pool(config).snapshot()
+    table = Table("owner", "shape", "idle", "running", "held", title="queue")
+    for row in snapshot.queue:
+        table.add_row(row.owner, row.shape.label(), str(row.idle), str(row.running), str(row.held))
+    out.print(table)
+    out.print(f"{snapshot.idle_jobs} idle job(s) in {len(snapshot.demand)} shape(s)")
+
+
+@app.command("status")
+def status(config: ConfigOption = None) -> None:
+    """Execute nodes and their slots, with their burst instance tags."""
+    workers = _pool(config).workers()
+    table = Table("node", "instance", "cores free/total", "memory MB free/total", "running",
+                  "slots", "state", title="execute nodes")
+    for w in workers:
+        table.add_row(
+            w.name, w.instance_id or "-", f"{w.free_cpus}/{w.total_cpus}",
+            f"{w.free_memory_mb}/{w.total_memory_mb}", str(w.running_jobs), str(w.slots),
+            "draining" if w.draining else ("busy" if w.busy else "idle"),
+        )
+    out.print(table)
+
+
+@app.command("rm")
+def remove(
+    cluster: Annotated[int, typer.Argument(min=1, help="Cluster id to remove.")],
+    config: ConfigOption = None,
+) -> None:
+    """Remove every job of CLUSTER."""
+    _pool(config).remove(cluster)
+    out.print(f"removed cluster {cluster}")
+
+
+@app.command("demo")
+def demo(
+    jobs: Annotated[int, typer.Option(min=4, max=2000, help="Jobs to submit.")] = 80,
+    nodes: Annotated[int, typer.Option(min=1, max=8, help="Execute nodes to add.")] = 2,
+) -> None:
+    """Run a real workload through the personal pool and print a summary."""
+    from bursting.demo import run_demo
+
+    raise typer.Exit(run_demo(jobs=jobs, nodes=nodes))
+
+
+def main() -> None:
+    """Entry point: user errors print one clear line and exit 1, never a traceback."""
+    try:
+        app()
+    except BurstingError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("COLUMNS", "120")
+    main()
