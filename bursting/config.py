@@ -219,11 +219,11 @@ def _explain(error: Any) -> str:
     ctx = error.get("ctx", {})
     got = error.get("input")
     if kind == "greater_than_equal":
-        return f"must be >= {ctx['ge']}, got {got!r}"
+        return f"must be >= {ctx['ge']:g}, got {got!r}"
     if kind == "greater_than":
-        return f"must be > {ctx['gt']}, got {got!r}"
+        return f"must be > {ctx['gt']:g}, got {got!r}"
     if kind == "less_than_equal":
-        return f"must be <= {ctx['le']}, got {got!r}"
+        return f"must be <= {ctx['le']:g}, got {got!r}"
     if kind == "missing":
         return "is required; add it"
     if kind == "extra_forbidden":

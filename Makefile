@@ -1,0 +1,42 @@
+# The two commands a new user needs: `make demo` and `make test`. Both are idempotent; the venv and
+# the HTCondor image are reused on later runs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test lint system-deps devpool-down clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Debian packages the pool and the tests use: debootstrap builds the HTCondor image once;
+# prometheus/promtool are used by the metrics tests.
+system-deps:
+	@missing=""; \
+	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: $(INSTALLED) system-deps
+	$(BIN)/bursting demo
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check bursting tests dags plugins bench
+	$(BIN)/ruff format --check bursting tests dags plugins bench
+	$(BIN)/mypy bursting
+
+test: $(INSTALLED) system-deps lint
+	$(BIN)/python -m pytest
+
+devpool-down: $(INSTALLED)
+	$(BIN)/bursting devpool down
+
+clean: devpool-down
+	rm -rf $(VENV)

@@ -1,0 +1,48 @@
+"""Shared fixtures: the real personal HTCondor pool, started once per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRATCH = Path("/var/tmp/bursting")
+
+
+@pytest.fixture(scope="session")
+def devpool() -> Iterator[object]:
+    """The personal pool, up for the whole session; stopped at the end if this session started it."""
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root: the personal HTCondor pool chroots and mounts")
+    from bursting.devpool import DevPool
+
+    pool = DevPool()
+    started_here = not pool.running()
+    pool.up(shared=[REPO])
+    yield pool
+    for name in pool.node_names():
+        pool.kill_node(name)
+    if started_here:
+        pool.down()
+
+
+@pytest.fixture(scope="session")
+def htcondor(devpool: object) -> object:
+    from bursting.pool.htcondor import HTCondorPool
+
+    return HTCondorPool.for_devpool(devpool.token_dir)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def job_dir() -> Iterator[Path]:
+    """A directory jobs can write to, visible at the same path inside the pool."""
+    path = SCRATCH / f"test-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True)
+    path.chmod(0o1777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
