@@ -32,7 +32,7 @@ class PoolConfig(_Strict):
     id: Annotated[str, Field(pattern=NAME_PATTERN)] = "bursting"
     collector: str = "127.0.0.1:9618"
     schedd: str | None = None
-    token_dir: Path = Path("~/.config/bursting/tokens.d")
+    token_dir: Annotated[Path, Field(validate_default=True)] = Path("~/.config/bursting/tokens.d")
     timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 20.0
 
     @field_validator("collector")

@@ -336,8 +336,10 @@ class DevPool:
             raise DevPoolError(f"no execute node named {name}; see: bursting devpool status")
         info = nodes[name]
         if self._alive(info.pid):
-            HTCondorPool.for_devpool(self.token_dir).drain([self.startd_name(name)])
-            _wait_gone(info.pid, timeout)
+            drained = HTCondorPool.for_devpool(self.token_dir).drain([self.startd_name(name)])
+            if not drained or not _wait_gone(info.pid, timeout):
+                # Never advertised (so no job can be running), or stuck: shut it down.
+                _stop(info.pid, signal.SIGTERM, STOP_TIMEOUT)
         self._forget_node(name)
 
     def _forget_node(self, name: str) -> None:

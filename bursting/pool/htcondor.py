@@ -84,6 +84,7 @@ STATUS_PROJECTION = [
     "LastRemoteHost",
     "RemoteHost",
 ]
+LOCATION_PROJECTION = ["Name", "Machine", "MyAddress", "AddressV1", "CondorVersion", "CondorPlatform"]
 LIVE_JOBS = "JobStatus =?= 1 || JobStatus =?= 2 || JobStatus =?= 5"
 _CONNECT_WORDS = ("connect", "timed out", "timeout", "locate", "refused", "unreachable")
 
@@ -205,15 +206,12 @@ class HTCondorPool:
         return group_workers(slots)
 
     def drain(self, worker_names: Sequence[str]) -> list[str]:
+        """Graceful drain with exit on completion; returns the nodes that accepted it."""
         drained = []
         for name in worker_names:
-            try:
-                location = self._call(
-                    f"locate startd {name}",
-                    lambda n=name: self._collector().locate(htcondor2.DaemonType.Startd, n),  # type: ignore[misc]
-                )
-            except PoolUnavailable as exc:
-                log.warning("cannot drain %s: %s", name, exc)
+            location = self._startd_location(name)
+            if location is None:
+                log.warning("cannot drain %s: no such execute node in the collector", name)
                 continue
             self._call(
                 f"drain {name}",
@@ -225,6 +223,19 @@ class HTCondorPool:
             )
             drained.append(name)
         return drained
+
+    def _startd_location(self, node: str) -> classad2.ClassAd | None:
+        """The address ad of one startd, from its slot ads (present as soon as the node is)."""
+        ads = self._call(
+            f"collector {self.config.collector}",
+            lambda: self._collector().query(
+                htcondor2.AdType.Startd,
+                constraint=f"Name == {classad2.quote('slot1@' + node)} || Name == "
+                f"{classad2.quote(node)} || (SlotID == 1 && Machine == {classad2.quote(node)})",
+                projection=LOCATION_PROJECTION,
+            ),
+        )
+        return ads[0] if ads else None
 
     def submit(self, description: str, itemdata: Iterable[Mapping[str, str]] | None = None) -> int:
         submit = parse_submit(description)

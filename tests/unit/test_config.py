@@ -144,3 +144,7 @@ def test_config_is_immutable() -> None:
     config = Config()
     with pytest.raises(ValueError):
         config.pool.collector = "elsewhere:9618"  # type: ignore[misc]
+
+
+def test_default_token_dir_is_expanded_too() -> None:
+    assert "~" not in str(Config().pool.token_dir)
