@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,10 @@ from rich.table import Table
 
 from bursting.config import Config, load_config
 from bursting.errors import BurstingError, ConfigError
+
+if TYPE_CHECKING:
+    from bursting.devpool import DevPool
+    from bursting.pool.htcondor import HTCondorPool
 
 app = typer.Typer(
     help="Burst an HTCondor pool onto clouds when the queue grows; shrink it when work is done.",
@@ -35,7 +39,9 @@ err = Console(stderr=True)
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", envvar="BURSTING_CONFIG",
+        "--config",
+        "-c",
+        envvar="BURSTING_CONFIG",
         help="YAML config (pool, clouds, policy); defaults to the personal pool.",
     ),
 ]
@@ -45,7 +51,7 @@ def _config(path: Path | None) -> Config:
     return load_config(path) if path else Config()
 
 
-def _pool(path: Path | None):  # type: ignore[no-untyped-def]
+def _pool(path: Path | None) -> HTCondorPool:
     from bursting.pool.htcondor import HTCondorPool
 
     return HTCondorPool(_config(path).pool)
@@ -71,10 +77,14 @@ def config_check(file: Annotated[Path, typer.Argument(help="The YAML file to che
     table = Table("cloud", "type", "enabled", "priority", "instances", "flavors")
     for cloud in config.clouds:
         table.add_row(
-            cloud.name, cloud.type, "yes" if cloud.enabled else "no", str(cloud.priority),
+            cloud.name,
+            cloud.type,
+            "yes" if cloud.enabled else "no",
+            str(cloud.priority),
             f"{cloud.min_instances}..{cloud.max_instances}",
-            ", ".join(f"{f.name} ({f.cpus}c/{f.memory_mb}MB, {f.price_per_hour}/h)"
-                      for f in cloud.flavors),
+            ", ".join(
+                f"{f.name} ({f.cpus}c/{f.memory_mb}MB, {f.price_per_hour}/h)" for f in cloud.flavors
+            ),
         )
     out.print(table)
     p = config.policy
@@ -88,7 +98,7 @@ def config_check(file: Annotated[Path, typer.Argument(help="The YAML file to che
 
 
 # ----- devpool -----
-def _devpool():  # type: ignore[no-untyped-def]
+def _devpool() -> DevPool:
     from bursting.devpool import DevPool
 
     return DevPool(log=lambda message: err.print(f"[dim]{message}[/dim]", highlight=False))
@@ -130,7 +140,7 @@ def devpool_status(
 
 @devpool_app.command("token")
 def devpool_token() -> None:
-    """(Re)create the IDTOKEN the host uses to submit and drain; prints its path, never its value."""
+    """(Re)create the host's IDTOKEN for submitting and draining; prints its path, not its value."""
     out.print(str(_devpool().ensure_token()))
 
 
@@ -195,12 +205,24 @@ def queue(config: ConfigOption = None) -> None:
 def status(config: ConfigOption = None) -> None:
     """Execute nodes and their slots, with their burst instance tags."""
     workers = _pool(config).workers()
-    table = Table("node", "instance", "cores free/total", "memory MB free/total", "running",
-                  "slots", "state", title="execute nodes")
+    table = Table(
+        "node",
+        "instance",
+        "cores free/total",
+        "memory MB free/total",
+        "running",
+        "slots",
+        "state",
+        title="execute nodes",
+    )
     for w in workers:
         table.add_row(
-            w.name, w.instance_id or "-", f"{w.free_cpus}/{w.total_cpus}",
-            f"{w.free_memory_mb}/{w.total_memory_mb}", str(w.running_jobs), str(w.slots),
+            w.name,
+            w.instance_id or "-",
+            f"{w.free_cpus}/{w.total_cpus}",
+            f"{w.free_memory_mb}/{w.total_memory_mb}",
+            str(w.running_jobs),
+            str(w.slots),
             "draining" if w.draining else ("busy" if w.busy else "idle"),
         )
     out.print(table)

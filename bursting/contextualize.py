@@ -1,4 +1,4 @@
-"""What a burst worker is told at boot: its HTCondor configuration and the cloud-init that writes it.
+"""What a burst worker is told at boot: its HTCondor configuration and the cloud-init for it.
 
 The same renderer serves cloud VMs (through cloud-init user-data) and the local execute nodes the
 development pool starts, so what the tests exercise is what a cloud VM gets.

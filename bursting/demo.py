@@ -60,10 +60,14 @@ def run_demo(jobs: int = 80, nodes: int = 2, timeout: float = 600.0) -> int:
 
     small = jobs * 3 // 4
     clusters = [
-        htc.submit(submit_description(work_dir, 1, 512, 3_000_000),
-                   [{"seed": str(i)} for i in range(small)]),
-        htc.submit(submit_description(work_dir, 2, 1024, 3_000_000),
-                   [{"seed": str(i)} for i in range(small, jobs)]),
+        htc.submit(
+            submit_description(work_dir, 1, 512, 3_000_000),
+            [{"seed": str(i)} for i in range(small)],
+        ),
+        htc.submit(
+            submit_description(work_dir, 2, 1024, 3_000_000),
+            [{"seed": str(i)} for i in range(small, jobs)],
+        ),
     ]
     console.print(f"submitted {jobs} jobs in clusters {clusters} (1-core and 2-core shapes)")
     snapshot = htc.snapshot()
@@ -84,8 +88,13 @@ def _wait(
     htc: HTCondorPool, clusters: list[int], jobs: int, timeout: float, console: Console
 ) -> list[ClusterStatus]:
     deadline = time.monotonic() + timeout
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("jobs done", total=jobs, detail="")
         while True:
@@ -109,8 +118,10 @@ def _summary(console: Console, statuses: list[ClusterStatus]) -> None:
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_row("jobs", str(len(outcomes)))
-    table.add_row("completed, exit 0",
-                  str(sum(1 for j in outcomes if j.state is JobState.COMPLETED and j.exit_code == 0)))
+    table.add_row(
+        "completed, exit 0",
+        str(sum(1 for j in outcomes if j.state is JobState.COMPLETED and j.exit_code == 0)),
+    )
     table.add_row("failed or held", str(sum(len(s.failed_jobs) for s in statuses)))
     table.add_row("mean wait (s)", f"{statistics.fmean(waits):.1f}" if waits else "-")
     table.add_row("p95 wait (s)", f"{percentile(waits, 0.95):.1f}" if waits else "-")

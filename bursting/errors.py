@@ -1,4 +1,4 @@
-"""Errors that say whether to retry; SDK and binding errors are translated into these at the edge."""
+"""Errors that say whether to retry; SDK and binding errors become these at the edge."""
 
 from __future__ import annotations
 

@@ -26,8 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.time()
     value = estimate_pi(args.samples, args.seed)
-    result = {"seed": args.seed, "samples": args.samples, "pi": value,
-              "seconds": round(time.time() - started, 3)}
+    result = {
+        "seed": args.seed,
+        "samples": args.samples,
+        "pi": value,
+        "seconds": round(time.time() - started, 3),
+    }
     args.output.write_text(json.dumps(result) + "\n")
     print(json.dumps(result))
     return 0

@@ -16,7 +16,7 @@ SCRATCH = Path("/var/tmp/bursting")
 
 @pytest.fixture(scope="session")
 def devpool() -> Iterator[object]:
-    """The personal pool, up for the whole session; stopped at the end if this session started it."""
+    """The personal pool for the whole session; stopped at the end if this session started it."""
     if os.geteuid() != 0:
         pytest.fail("integration tests need root: the personal HTCondor pool chroots and mounts")
     from bursting.devpool import DevPool

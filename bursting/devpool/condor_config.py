@@ -104,8 +104,8 @@ def execute_node(paths: dict[str, str], name: str, spec: WorkerSpec) -> tuple[st
                 f"MASTER_NAME = {name}",
                 f"STARTD_NAME = {name}",
                 "USE_SHARED_PORT = False",
-            # Its daemons are not children of the central manager's master: no family session.
-            "SEC_USE_FAMILY_SESSION = False",
+                # Its daemons are not children of the central manager's master: no family session.
+                "SEC_USE_FAMILY_SESSION = False",
                 "use security:recommended_v9_0",
             ]
         )

@@ -1,4 +1,4 @@
-"""Where the personal pool's HTCondor lives: a native install, or Debian trixie's in a cached chroot.
+"""Where the personal pool's HTCondor lives: a native install, or Debian trixie's in a chroot.
 
 HTCondor's daemons are not packaged for the host's Debian release and the PyPI wheel carries only
 the bindings, so without a native install we build a trixie chroot once (debootstrap + apt) and
@@ -50,11 +50,16 @@ def clean_env() -> dict[str, str]:
 
 
 def run(argv: Sequence[str], *, timeout: float = 600, check: bool = True, **kwargs: object) -> str:
-    """Run a command, returning stdout; failures become DevPoolError with the command's own words."""
+    """Run a command, returning stdout; failure becomes DevPoolError with the command's words."""
     try:
         done = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, check=False,
-            env=clean_env(), **kwargs
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=clean_env(),
+            **kwargs,
         )  # type: ignore[call-overload]
     except FileNotFoundError:
         raise DevPoolError(f"{argv[0]} is not installed") from None

@@ -6,6 +6,7 @@ CONDOR_CONFIG; their PIDs are kept in a state file so `down` leaves no process o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -24,8 +25,8 @@ from bursting.devpool.layout import (
     Layout,
     bind,
     build,
-    clean_env,
     cache_root,
+    clean_env,
     detect,
     is_built,
     mount_system,
@@ -113,13 +114,14 @@ class DevPool:
     def up(self, shared: list[Path] | None = None, local_cpus: int = 0) -> None:
         """Build (once), mount, configure and start the central manager; idempotent."""
         require_root()
+        shared_dirs = _outermost({*(p.resolve() for p in shared or []), *python_dirs(), SCRATCH})
         if self.running():
             self.log("personal pool already running")
+            self._share(shared_dirs)
             self._write_host_token()
             return
         _port_free_or_fail(cc.COLLECTOR)
         build(self.layout, self.log)
-        shared_dirs = _outermost({*(p.resolve() for p in shared or []), *python_dirs(), SCRATCH})
         self._prepare_root(shared_dirs)
         paths = self._distribution_paths()
         self._write_config("pool", cc.central_manager(paths, admin_identity(), local_cpus))
@@ -139,6 +141,19 @@ class DevPool:
             self.down()
             raise
         self.log(f"personal pool up: collector {cc.COLLECTOR}, token {self.token_file}")
+
+    def _share(self, shared_dirs: list[Path]) -> None:
+        """Make more host directories visible to jobs of a running pool (a new clone, say)."""
+        state = self._state()
+        known = {Path(p) for p in state.get("shared", [])}  # type: ignore[attr-defined]
+        added = [d for d in shared_dirs if not any(d.is_relative_to(k) for k in known)]
+        if not added or self.layout.native:
+            return
+        for directory in added:
+            bind(directory, self.layout.path(str(directory)))
+        state["shared"] = [str(p) for p in _outermost(known | set(added))]
+        self._save(state)
+        self.log(f"now shared with jobs: {', '.join(map(str, added))}")
 
     def _prepare_root(self, shared_dirs: list[Path]) -> None:
         layout = self.layout
@@ -242,7 +257,7 @@ class DevPool:
         from bursting.pool.htcondor import probe_pool
 
         deadline = time.monotonic() + timeout
-        problem = "no answer yet"
+        problem: str | None = "no answer yet"
         while time.monotonic() < deadline:
             if not self.running():
                 raise DevPoolError(
@@ -289,7 +304,7 @@ class DevPool:
         name: str | None = None,
         spec: WorkerSpec | None = None,
     ) -> str:
-        """Start one more startd (own master, LOCAL_DIR and name) that joins this pool's collector."""
+        """Start one more startd (own master, LOCAL_DIR and name) joining this pool's collector."""
         require_root()
         if not self.running():
             raise DevPoolError(
@@ -357,13 +372,16 @@ class DevPool:
         self._forget_node(name)
 
     def daemon(self, action: str, daemon: str) -> None:
-        """Turn one central-manager daemon off or on (condor_off/condor_on), e.g. for fault tests."""
+        """Turn one central-manager daemon off or on (condor_off/condor_on), as fault tests do."""
         if action not in ("off", "on"):
             raise DevPoolError(f"action must be 'off' or 'on', got {action!r}")
-        run(self.layout.command(
-            [f"condor_{action}", "-daemon", daemon],
-            env={"CONDOR_CONFIG": f"{cc.local_dir('pool')}/condor_config"},
-        ), timeout=60)
+        run(
+            self.layout.command(
+                [f"condor_{action}", "-daemon", daemon],
+                env={"CONDOR_CONFIG": f"{cc.local_dir('pool')}/condor_config"},
+            ),
+            timeout=60,
+        )
 
     @staticmethod
     def startd_name(node: str) -> str:
@@ -443,10 +461,8 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _stop(pid: int, sig: signal.Signals, timeout: float) -> None:
@@ -457,8 +473,6 @@ def _stop(pid: int, sig: signal.Signals, timeout: float) -> None:
     except ProcessLookupError:
         return
     if not _wait_gone(pid, timeout):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         _wait_gone(pid, 10)

@@ -10,7 +10,7 @@ from bursting.model import ClusterStatus, PoolSnapshot
 
 class BatchPool(Protocol):
     def snapshot(self) -> PoolSnapshot:
-        """Idle demand by shape and the execute nodes; raises PoolUnavailable, never empty-on-error."""
+        """Idle demand by shape and the execute nodes; PoolUnavailable, never empty, on error."""
         ...
 
     def drain(self, worker_names: Sequence[str]) -> list[str]:

@@ -84,7 +84,14 @@ STATUS_PROJECTION = [
     "LastRemoteHost",
     "RemoteHost",
 ]
-LOCATION_PROJECTION = ["Name", "Machine", "MyAddress", "AddressV1", "CondorVersion", "CondorPlatform"]
+LOCATION_PROJECTION = [
+    "Name",
+    "Machine",
+    "MyAddress",
+    "AddressV1",
+    "CondorVersion",
+    "CondorPlatform",
+]
 LIVE_JOBS = "JobStatus =?= 1 || JobStatus =?= 2 || JobStatus =?= 5"
 _CONNECT_WORDS = ("connect", "timed out", "timeout", "locate", "refused", "unreachable")
 
@@ -286,7 +293,7 @@ def parse_submit(description: str) -> htcondor2.Submit:
         submit = htcondor2.Submit(description)
     except Exception as exc:
         raise SubmitError(f"the submit description does not parse: {_one_line(exc)}") from None
-    keys = {key.lower() for key in submit.keys()}
+    keys = {key.lower() for key in submit}
     if "executable" not in keys and "cmd" not in keys:
         raise SubmitError("the submit description has no 'executable = ...' line; add one")
     return submit

@@ -17,7 +17,10 @@ pytestmark = pytest.mark.integration
 def bursting(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bursting.cli", *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
         env={**__import__("os").environ, "COLUMNS": "200"},
     )
 
@@ -48,8 +51,18 @@ def test_submit_q_status_rm_round_trip(devpool: Any, job_dir: Path) -> None:
     assert queue.returncode == 0, queue.stderr
     assert any("3c 777MB" in line and " 4 " in f" {line} " for line in queue.stdout.splitlines())
 
-    node = bursting("devpool", "add-node", "--cpus", "3", "--memory", "1024",
-                    "--attr", "BurstingInstance=cli-1", "--name", "cli-node")
+    node = bursting(
+        "devpool",
+        "add-node",
+        "--cpus",
+        "3",
+        "--memory",
+        "1024",
+        "--attr",
+        "BurstingInstance=cli-1",
+        "--name",
+        "cli-node",
+    )
     assert node.returncode == 0, node.stderr
     assert node.stdout.strip() == "cli-node"
     deadline = time.monotonic() + 60

@@ -129,9 +129,7 @@ def test_drain_lets_the_running_job_finish_then_the_node_leaves(
         timeout=30,
     )
     assert draining[0].running_jobs == 1
-    outcome = wait_for(
-        "the job to finish", lambda: htcondor.job_status(cluster).done, timeout=60
-    )
+    outcome = wait_for("the job to finish", lambda: htcondor.job_status(cluster).done, timeout=60)
     assert outcome
     (finished,) = htcondor.job_status(cluster).jobs
     assert finished.state is JobState.COMPLETED and finished.exit_code == 0

@@ -23,7 +23,13 @@ def test_readme_demo_command_runs_the_workload(devpool: object) -> None:
     command = readme_command("demo")
     assert command == "make demo"
     result = subprocess.run(
-        command, shell=True, cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
+        command,
+        shell=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
         env={**__import__("os").environ, "COLUMNS": "120"},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

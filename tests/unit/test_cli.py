@@ -27,7 +27,8 @@ def test_config_check_lists_every_problem(tmp_path: Path) -> None:
     bad.write_text(
         "clouds:\n"
         "  - {name: a, type: local, flavors: [{name: f, cpus: 1, memory_mb: 1024}]}\n"
-        "  - {name: b, type: local, max_instances: -3, flavors: [{name: f, cpus: 0, memory_mb: 1024}]}\n"
+        "  - {name: b, type: local, max_instances: -3,\n"
+        "     flavors: [{name: f, cpus: 0, memory_mb: 1024}]}\n"
         "polcy: {}\n"
     )
     result = runner.invoke(app, ["config", "check", str(bad)])
@@ -55,7 +56,11 @@ def test_help_describes_commands() -> None:
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bursting.cli", *args],
-        capture_output=True, text=True, timeout=60, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
     )
 
 

@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import classad2
 
-from bursting.pool.htcondor import build_snapshot, job_outcome
 from bursting.model import JobState
+from bursting.pool.htcondor import build_snapshot, job_outcome
 
 REQS = '(TARGET.Arch == "X86_64") && (TARGET.Memory >= RequestMemory)'
 
 
-def job(proc: int, status: int, cpus: int = 1, memory: str = "2048", entered: int = 100,
-        owner: str = "alice") -> classad2.ClassAd:
+def job(
+    proc: int,
+    status: int,
+    cpus: int = 1,
+    memory: str = "2048",
+    entered: int = 100,
+    owner: str = "alice",
+) -> classad2.ClassAd:
     return classad2.ClassAd(
-        f"[ClusterId = 7; ProcId = {proc}; JobStatus = {status}; Owner = \"{owner}\";"
+        f'[ClusterId = 7; ProcId = {proc}; JobStatus = {status}; Owner = "{owner}";'
         f" RequestCpus = {cpus}; RequestMemory = {memory}; RequestDisk = 2097152;"
         f" Requirements = {REQS}; EnteredCurrentStatus = {entered}; ImageSize = 4096]"
     )
 
 
-def slot(name: str, kind: str, cpus: int, memory: int, state: str = "Unclaimed",
-         extra: str = "") -> classad2.ClassAd:
+def slot(
+    name: str, kind: str, cpus: int, memory: int, state: str = "Unclaimed", extra: str = ""
+) -> classad2.ClassAd:
     return classad2.ClassAd(
         f'[Name = "{name}"; Machine = "host"; SlotType = "{kind}"; State = "{state}";'
         f" Cpus = {cpus}; Memory = {memory}; TotalSlotCpus = 8; TotalSlotMemory = 16384; {extra}]"
@@ -89,7 +96,7 @@ def test_static_slots() -> None:
 
 def test_job_outcome_from_history_ad() -> None:
     ad = classad2.ClassAd(
-        '[ClusterId = 3; ProcId = 1; JobStatus = 4; ExitCode = 2; ExitBySignal = false;'
+        "[ClusterId = 3; ProcId = 1; JobStatus = 4; ExitCode = 2; ExitBySignal = false;"
         ' Err = "err.1"; Iwd = "/data/run"; QDate = 100; JobStartDate = 130;'
         ' CompletionDate = 200; LastRemoteHost = "slot1_1@w1@host"]'
     )
