@@ -117,6 +117,7 @@ class DevPool:
         shared_dirs = _outermost({*(p.resolve() for p in shared or []), *python_dirs(), SCRATCH})
         if self.running():
             self.log("personal pool already running")
+            self._wait_ready()
             self._share(shared_dirs)
             self._write_host_token()
             return

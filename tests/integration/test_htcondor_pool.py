@@ -210,7 +210,11 @@ def test_stopped_collector_raises_pool_unavailable(devpool: Any, htcondor: HTCon
             htcondor.workers()
     finally:
         devpool.daemon("on", "collector")
-    wait_for("the collector to come back", lambda: _answers(htcondor), timeout=60)
+    wait_for(
+        "the collector to come back with the schedd's ad",
+        lambda: _answers(HTCondorPool.for_devpool(devpool.token_dir)),
+        timeout=60,
+    )
 
 
 def _answers(pool: HTCondorPool) -> bool:
