@@ -178,3 +178,127 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+class InstanceState(enum.Enum):
+    """Where one burst instance is in its life; lifecycle.py is the only place it changes."""
+
+    REQUESTED = "requested"  # intent stored, create call not yet confirmed
+    BOOTING = "booting"  # the cloud has it, not ACTIVE yet
+    JOINING = "joining"  # ACTIVE, its startd not yet in the collector
+    RUNNING = "running"  # its startd is in the pool
+    DRAINING = "draining"  # told to finish running jobs and leave
+    DELETING = "deleting"  # delete requested, the cloud still lists it
+    GONE = "gone"  # the cloud no longer lists it
+    FAILED = "failed"  # boot error or timeout; being deleted, counts against its cloud
+
+    @property
+    def live(self) -> bool:
+        return self not in (InstanceState.GONE,)
+
+    @property
+    def provisioning(self) -> bool:
+        """Capacity that is coming but cannot take jobs yet."""
+        return self in (InstanceState.REQUESTED, InstanceState.BOOTING, InstanceState.JOINING)
+
+
+class CloudStatus(enum.Enum):
+    """A cloud's own word for an instance, normalised across providers."""
+
+    BUILD = "BUILD"
+    ACTIVE = "ACTIVE"
+    ERROR = "ERROR"
+    DELETING = "DELETING"
+
+
+@dataclass(frozen=True)
+class CloudInstance:
+    """An instance as its cloud lists it: only instances carrying our pool tag are listed."""
+
+    id: str
+    cloud: str
+    flavor: str
+    status: CloudStatus
+    created_at: float
+    pool_id: str
+    fault: str | None = None
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What the cloud still allows; None means unlimited."""
+
+    instances: int | None = None
+    cores: int | None = None
+    memory_mb: int | None = None
+
+
+@dataclass(frozen=True)
+class CloudSnapshot:
+    """One cloud's view at one instant."""
+
+    cloud: str
+    taken_at: float
+    instances: tuple[CloudInstance, ...]
+    quota: Quota = Quota()
+
+    def by_id(self) -> dict[str, CloudInstance]:
+        return {instance.id: instance for instance in self.instances}
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """What the controller asks a cloud to create; the id is chosen by us (idempotent create)."""
+
+    id: str
+    pool_id: str
+    cloud: str
+    flavor: Flavor
+    user_data: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """The controller's record of one instance, as persisted in the state store."""
+
+    id: str
+    cloud: str
+    flavor: str
+    cpus: int
+    memory_mb: int
+    price_per_hour: float
+    state: InstanceState
+    state_since: float
+    created_at: float
+    worker_missing: int = 0  # consecutive cycles its running worker was not seen
+    idle_since: float | None = None  # since when its worker ran no job
+    reason: str = ""
+
+
+class ActionKind(enum.Enum):
+    CREATE = "create"
+    DRAIN = "drain"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing the controller will do, and why."""
+
+    kind: ActionKind
+    cloud: str
+    instance_id: str
+    flavor: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one reconcile cycle decided, before any of it is carried out."""
+
+    created_at: float
+    actions: tuple[Action, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def of(self, kind: ActionKind) -> tuple[Action, ...]:
+        return tuple(action for action in self.actions if action.kind is kind)

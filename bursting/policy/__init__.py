@@ -1,0 +1,1 @@
+"""Pure planning functions: no I/O, no clock; `now` is always passed in."""
