@@ -89,6 +89,7 @@ class PoolSnapshot:
     demand: tuple[Demand, ...]
     workers: tuple[Worker, ...]
     queue: tuple[QueueRow, ...] = ()
+    busy_hosts: frozenset[str] = frozenset()  # startds the schedd says run jobs right now
 
     @property
     def idle_jobs(self) -> int:
@@ -240,7 +241,7 @@ class CloudSnapshot:
     cloud: str
     taken_at: float
     instances: tuple[CloudInstance, ...]
-    quota: Quota = Quota()
+    quota: Quota = field(default_factory=Quota)
 
     def by_id(self) -> dict[str, CloudInstance]:
         return {instance.id: instance for instance in self.instances}
@@ -290,6 +291,7 @@ class Action:
     instance_id: str
     flavor: str = ""
     reason: str = ""
+    worker: str = ""  # the startd to drain, for DRAIN
 
 
 @dataclass(frozen=True)

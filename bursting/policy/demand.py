@@ -13,7 +13,7 @@ def eligible_demand(
 ) -> dict[JobShape, int]:
     """Jobs idle for at least `min_idle_seconds`; younger ones may still match existing slots."""
     cutoff = now - min_idle_seconds
-    counts = {}
+    counts: dict[JobShape, int] = {}
     for entry in demand:
         count = bisect_right(entry.idle_since, cutoff)  # idle_since is sorted oldest first
         if count:

@@ -104,7 +104,7 @@ class Packer:
             self._groups[room] = self._groups.get(room, 0) + bins
 
     def absorb(self, demand: Mapping[JobShape, int]) -> dict[JobShape, int]:
-        """Subtract what existing room (free slots, booting instances) can take; returns the rest."""
+        """Subtract what existing room (free slots, booting capacity) takes; returns the rest."""
         rest = {}
         for shape in sorted(demand, key=by_size, reverse=True):
             left = demand[shape] - self._fill_existing(shape, demand[shape])

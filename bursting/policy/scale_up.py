@@ -23,7 +23,7 @@ class CloudView:
     max_concurrent_boots: int
     live: int = 0  # our instances not yet gone
     booting: int = 0  # requested, booting or joining
-    quota: Quota = Quota()  # what the cloud still allows
+    quota: Quota = field(default_factory=Quota)  # what the cloud still allows
     backoff: Mapping[str, Backoff] = field(default_factory=dict)  # by flavor name
 
 
@@ -120,7 +120,9 @@ def plan_scale_up(
         used = [0, 0]
         quota_allows = _quota_limit(candidate.cloud.quota, used)
 
-        def affordable(flavor: Flavor, wanted: int, quota_allows=quota_allows) -> int:
+        def affordable(
+            flavor: Flavor, wanted: int, quota_allows: Callable[[Flavor, int], int] = quota_allows
+        ) -> int:
             return budget.affordable(flavor, quota_allows(flavor, wanted))
 
         packing = packer.pack_new(remaining, candidate.flavors, candidate.headroom, affordable)

@@ -48,6 +48,7 @@ JOB_PROJECTION = [
     "EnteredCurrentStatus",
     "QDate",
     # referenced by the default RequestMemory/RequestDisk expressions
+    "RemoteHost",
     "MemoryUsage",
     "ImageSize",
     "DiskUsage",
@@ -335,18 +336,20 @@ def build_snapshot(
     """Group job ads by shape (demand, queue rows) and slot ads by execute node (workers)."""
     idle: dict[JobShape, list[float]] = defaultdict(list)
     counts: dict[tuple[str, JobShape], list[int]] = defaultdict(lambda: [0, 0, 0])
-    latest = 0.0
+    busy: set[str] = set()
     for ad in jobs:
         shape = job_shape(ad)
         status = int(ad.get("JobStatus", 1))
         owner = str(ad.get("Owner", "?"))
         entered = float(ad.get("EnteredCurrentStatus", ad.get("QDate", 0)) or 0)
-        latest = max(latest, entered)
         if status == 1:
             idle[shape].append(entered)
             counts[(owner, shape)][0] += 1
         elif status == 2:
             counts[(owner, shape)][1] += 1
+            host = ad.get("RemoteHost")
+            if isinstance(host, str) and "@" in host:
+                busy.add(host.split("@", 1)[1])
         elif status == 5:
             counts[(owner, shape)][2] += 1
     demand = tuple(Demand(shape, tuple(sorted(times))) for shape, times in sorted(idle.items()))
@@ -358,6 +361,7 @@ def build_snapshot(
         demand=demand,
         workers=group_workers(slots),
         queue=queue,
+        busy_hosts=frozenset(busy),
     )
 
 

@@ -1,0 +1,191 @@
+"""The embedded cloud: each instance is a real HTCondor execute node started on this machine.
+
+It behaves like a small IaaS API: instances have ids we choose, tags, BUILD/ACTIVE/ERROR states,
+a boot delay and a quota, and its records live in its own file (its "database"), so a restarted
+controller finds them again by their tags. Faults can be injected to test the controller for real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bursting.clock import Clock, SystemClock
+from bursting.config import LocalCloud as LocalCloudConfig
+from bursting.contextualize import WorkerSpec
+from bursting.devpool import DevPool
+from bursting.devpool import condor_config as cc
+from bursting.devpool.layout import cache_root
+from bursting.devpool.pool import admin_identity
+from bursting.errors import CloudUnavailable, PermanentError, QuotaExceeded
+from bursting.model import (
+    CloudInstance,
+    CloudSnapshot,
+    CloudStatus,
+    Flavor,
+    InstanceSpec,
+    Quota,
+    Secret,
+)
+
+
+@dataclass
+class _Record:
+    id: str
+    flavor: str
+    pool_id: str
+    status: str
+    created_at: float
+    boot_at: float
+    fault: str | None = None
+    node: bool = False
+
+
+class LocalCloudProvider:
+    """CloudProvider whose VMs are `devpool` execute nodes."""
+
+    def __init__(
+        self,
+        config: LocalCloudConfig,
+        devpool: DevPool | None = None,
+        clock: Clock | None = None,
+        state_dir: Path | None = None,
+        idle_shutdown_seconds: int = 1200,
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self.devpool = devpool or DevPool()
+        self.clock = clock or SystemClock()
+        self.idle_shutdown_seconds = idle_shutdown_seconds
+        directory = state_dir or cache_root() / "local-clouds"
+        directory.mkdir(parents=True, exist_ok=True)
+        self._file = directory / f"{config.name}.json"
+        self._flavors = {f.name: f.to_flavor() for f in config.flavors}
+        self._token: Secret | None = None
+
+    # ----- the cloud's database -----
+    @contextlib.contextmanager
+    def _records(self) -> Iterator[dict[str, _Record]]:
+        with self._file.with_suffix(".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                raw: dict[str, Any] = json.loads(self._file.read_text())
+            except FileNotFoundError:
+                raw = {}
+            records = {key: _Record(**value) for key, value in raw.items()}
+            yield records
+            tmp = self._file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({k: asdict(v) for k, v in records.items()}, indent=1))
+            tmp.replace(self._file)
+
+    def _advance(self, records: dict[str, _Record]) -> None:
+        """Boots progress when the API is used, as they would on a real cloud between calls."""
+        now = self.clock.now()
+        faults = self.config.local.faults
+        for record in records.values():
+            if record.status != CloudStatus.BUILD.value or now < record.boot_at:
+                continue
+            if faults.hang_in_build:
+                continue
+            if _fraction(record.id) < faults.boot_failure_fraction:
+                record.status, record.fault = CloudStatus.ERROR.value, "boot failed (injected)"
+                continue
+            record.status = CloudStatus.ACTIVE.value
+            if faults.never_join:
+                continue
+            try:
+                self._start_node(record)
+            except Exception as exc:  # a node that cannot start is a failed boot
+                record.status, record.fault = CloudStatus.ERROR.value, f"node start: {exc}"
+
+    def _start_node(self, record: _Record) -> None:
+        if self._token is None:
+            self._token = self.devpool.mint_token(f"condor@{cc.UID_DOMAIN}")
+        flavor = self._flavors[record.flavor]
+        spec = WorkerSpec(
+            pool_id=record.pool_id,
+            instance_id=record.id,
+            cloud=self.name,
+            flavor=flavor,
+            collector=cc.COLLECTOR,
+            token=self._token,
+            uid_domain=cc.UID_DOMAIN,
+            admin_identity=admin_identity(),
+            idle_shutdown_seconds=self.idle_shutdown_seconds,
+        )
+        self.devpool.add_node(flavor.cpus, flavor.memory_mb, name=record.id, spec=spec)
+        record.node = True
+
+    # ----- CloudProvider -----
+    def list_instances(self, pool_id: str) -> CloudSnapshot:
+        if not self.devpool.running():
+            raise CloudUnavailable(f"{self.name}: the personal pool hosting it is not running")
+        with self._records() as records:
+            self._advance(records)
+            listed = tuple(_public(self.name, r) for r in records.values() if r.pool_id == pool_id)
+        return CloudSnapshot(self.name, self.clock.now(), listed, self.quota())
+
+    def create(self, spec: InstanceSpec) -> CloudInstance:
+        if spec.flavor.name not in self._flavors:
+            raise PermanentError(f"{self.name}: no flavor {spec.flavor.name!r}")
+        with self._records() as records:
+            if spec.id in records:
+                return _public(self.name, records[spec.id])
+            quota = self.config.local.faults.quota_cores
+            used = sum(self._flavors[r.flavor].cpus for r in records.values())
+            if quota is not None and used + spec.flavor.cpus > quota:
+                raise QuotaExceeded(f"{self.name}: quota of {quota} cores exceeded ({used} in use)")
+            now = self.clock.now()
+            record = _Record(
+                spec.id,
+                spec.flavor.name,
+                spec.pool_id,
+                CloudStatus.BUILD.value,
+                now,
+                now + self.config.local.boot_delay_seconds,
+            )
+            records[spec.id] = record
+            self._advance(records)
+            return _public(self.name, record)
+
+    def delete(self, instance_id: str) -> None:
+        with self._records() as records:
+            record = records.pop(instance_id, None)
+            if record is not None and record.node:
+                self.devpool.kill_node(instance_id)  # a deleted VM takes its jobs with it
+
+    def flavors(self) -> tuple[Flavor, ...]:
+        return tuple(self._flavors.values())
+
+    def quota(self) -> Quota:
+        cores = self.config.local.faults.quota_cores
+        if cores is None:
+            return Quota()
+        with contextlib.suppress(FileNotFoundError):
+            raw = json.loads(self._file.read_text())
+            cores -= sum(self._flavors[r["flavor"]].cpus for r in raw.values())
+        return Quota(cores=max(0, cores))
+
+
+def _fraction(instance_id: str) -> float:
+    """A stable pseudo-random number in [0, 1) per instance, so injected faults are repeatable."""
+    digest = hashlib.sha256(instance_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _public(cloud: str, record: _Record) -> CloudInstance:
+    return CloudInstance(
+        id=record.id,
+        cloud=cloud,
+        flavor=record.flavor,
+        status=CloudStatus(record.status),
+        created_at=record.created_at,
+        pool_id=record.pool_id,
+        fault=record.fault,
+    )

@@ -1,0 +1,29 @@
+"""The state-store seam."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from bursting.model import Action, Instance
+from bursting.policy.backoff import Backoff
+
+
+class StateStore(Protocol):
+    def instances(self, include_gone: bool = False) -> list[Instance]: ...
+
+    def save(self, instances: Iterable[Instance], now: float) -> None:
+        """Upsert instances in one transaction, recording every state change in the history."""
+        ...
+
+    def record(self, actions: Sequence[Action], now: float) -> None:
+        """Append decisions (with their reasons) to the decision log."""
+        ...
+
+    def decisions(self, limit: int = 20) -> list[tuple[float, Action]]: ...
+
+    def backoffs(self) -> dict[tuple[str, str], Backoff]: ...
+
+    def set_backoff(self, cloud: str, flavor: str, backoff: Backoff | None) -> None: ...
+
+    def history(self, instance_id: str) -> list[tuple[float, str, str, str]]: ...
