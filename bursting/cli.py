@@ -203,7 +203,7 @@ def queue(config: ConfigOption = None) -> None:
 
 @app.command("status")
 def status(config: ConfigOption = None) -> None:
-    """Execute nodes and their slots, with their burst instance tags."""
+    """Execute nodes with their burst tags; with a config, also instances and recent decisions."""
     workers = _pool(config).workers()
     table = Table(
         "node",
@@ -226,6 +226,96 @@ def status(config: ConfigOption = None) -> None:
             "draining" if w.draining else ("busy" if w.busy else "idle"),
         )
     out.print(table)
+    if config is None:
+        return
+    from collections import Counter
+
+    from bursting.store import open_store
+
+    store = open_store(_config(config).store.url)
+    counts = Counter((i.cloud, i.state.value) for i in store.instances())
+    states = Table("cloud", "state", "instances", title="burst instances")
+    for (cloud, state), count in sorted(counts.items()):
+        states.add_row(cloud, state, str(count))
+    out.print(states)
+    recent = Table("time", "action", "cloud", "instance", "reason", title="recent decisions")
+    for at, action in store.decisions(15):
+        recent.add_row(
+            _clock(at), action.kind.value, action.cloud, action.instance_id, action.reason
+        )
+    out.print(recent)
+
+
+def _clock(epoch: float) -> str:
+    import time
+
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
+
+
+@app.command("run")
+def run(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", envvar="BURSTING_CONFIG", help="YAML config.")
+    ],
+    cycles: Annotated[int | None, typer.Option(min=1, help="Stop after N cycles.")] = None,
+) -> None:
+    """The burst controller daemon: reconcile every interval until SIGTERM."""
+    import signal
+
+    from bursting.runtime import build_controller, setup_logging
+
+    setup_logging()
+    controller = build_controller(_config(config))
+
+    def stop(signum: int, frame: object) -> None:
+        controller.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        controller.run_forever(cycles)
+    finally:
+        controller.close()
+
+
+@app.command("plan")
+def plan(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", envvar="BURSTING_CONFIG", help="YAML config.")
+    ],
+) -> None:
+    """Dry run: observe, plan, print the actions with their reasons; change nothing."""
+    from bursting.planner import plan_cycle
+    from bursting.runtime import build_controller
+
+    controller = build_controller(_config(config))
+    try:
+        pool, clouds = controller.observe()
+        now = controller.clock.now()
+        cycle = plan_cycle(
+            controller.config,
+            controller.store.instances(),
+            controller.store.backoffs(),
+            pool,
+            clouds,
+            now,
+            lambda cloud: f"(new on {cloud})",
+        )
+    finally:
+        controller.close()
+    table = Table("action", "cloud", "instance", "flavor", "reason", title="plan (dry run)")
+    for action in cycle.actions:
+        table.add_row(
+            action.kind.value, action.cloud, action.instance_id, action.flavor, action.reason
+        )
+    out.print(table)
+    idle = pool.idle_jobs if pool else "unknown"
+    out.print(
+        f"idle jobs: {idle}; clouds read: "
+        f"{', '.join(n for n, c in clouds.items() if c is not None) or 'none'}"
+    )
+    for note in cycle.notes:
+        out.print(f"note: {note}", highlight=False)
 
 
 @app.command("rm")

@@ -370,6 +370,10 @@ class DevPool:
         info = self._nodes().get(name)
         if info and self._alive(info.pid):
             _stop(info.pid, signal.SIGQUIT, timeout=STOP_TIMEOUT)
+        # A caller killed between starting a node and recording it leaves an unrecorded master:
+        # find every process of the node by its CONDOR_CONFIG.
+        for pid in _pids_with_config(f"{cc.local_dir('nodes/' + name)}/condor_config"):
+            _stop(pid, signal.SIGQUIT, timeout=STOP_TIMEOUT)
         self._forget_node(name)
 
     def daemon(self, action: str, daemon: str) -> None:
@@ -422,6 +426,20 @@ class DevPool:
             if self.layout.native
             else [str(m) for m in mounts_under(self.layout.root)],
         }
+
+
+def _pids_with_config(config_path: str) -> list[int]:
+    marker = f"CONDOR_CONFIG={config_path}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
 
 
 def _outermost(dirs: set[Path]) -> list[Path]:

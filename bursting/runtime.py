@@ -1,0 +1,70 @@
+"""Wiring for the daemon and the dry run: config -> pool, clouds, store, controller."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+from bursting.clock import Clock, SystemClock
+from bursting.clouds.base import CloudProvider
+from bursting.clouds.registry import provider_class
+from bursting.config import Config
+from bursting.controller import Controller
+from bursting.pool.htcondor import HTCondorPool
+from bursting.store import open_store
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(entry)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def build_clouds(config: Config, clock: Clock) -> dict[str, CloudProvider]:
+    """A provider per enabled cloud, looked up by type in the `bursting.clouds` entry points."""
+    providers: dict[str, CloudProvider] = {}
+    for cloud in config.clouds:
+        if not cloud.enabled:
+            continue
+        cls = provider_class(cloud.type)
+        if cloud.type == "local":
+            providers[cloud.name] = cls(cloud, clock=clock, idle_shutdown_seconds=_backstop(config))
+        else:
+            providers[cloud.name] = cls(cloud, clock=clock)
+    return providers
+
+
+def _backstop(config: Config) -> int:
+    """Workers shut themselves down well after the controller would have drained them."""
+    return int(max(60.0, 3 * config.policy.idle_seconds + 2 * config.policy.interval_seconds))
+
+
+def build_controller(config: Config, clock: Clock | None = None) -> Controller:
+    clock = clock or SystemClock()
+    return Controller(
+        config,
+        HTCondorPool(config.pool),
+        build_clouds(config, clock),
+        open_store(config.store.url),
+        clock,
+    )
