@@ -330,13 +330,16 @@ def remove(
 
 @app.command("demo")
 def demo(
-    jobs: Annotated[int, typer.Option(min=4, max=2000, help="Jobs to submit.")] = 80,
-    nodes: Annotated[int, typer.Option(min=1, max=8, help="Execute nodes to add.")] = 2,
+    config: Annotated[
+        Path | None, typer.Option(help="Demo config (default: deploy/demo.yaml).")
+    ] = None,
 ) -> None:
-    """Run a real workload through the personal pool and print a summary."""
-    from bursting.demo import run_demo
+    """Bursts of real jobs; the controller grows the pool onto two local clouds and shrinks it."""
+    from bursting.demo import DEMO_CONFIG, run_demo
+    from bursting.runtime import setup_logging
 
-    raise typer.Exit(run_demo(jobs=jobs, nodes=nodes))
+    setup_logging("WARNING")
+    raise typer.Exit(run_demo(config or DEMO_CONFIG))
 
 
 def main() -> None:

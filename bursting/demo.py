@@ -1,26 +1,48 @@
-"""`make demo`: a real workload through the personal pool, with execute nodes added by hand.
+"""`make demo`: the burst controller growing and shrinking the personal pool under a real workload.
 
-Brings up the pool, submits CPU-bound jobs in two shapes, starts execute nodes, shows live
-progress, then prints waits and where jobs ran, and drains the nodes away again.
+Bursts of CPU-bound jobs arrive; the controller (in this process, on the embedded two-cloud config)
+boots execute nodes on "private" first and overflows to the priced "public" cloud; when the queue
+is empty the workers drain and are deleted. A live table shows progress; a final table shows waits,
+reaction time, instance-hours and cost per cloud.
 """
 
 from __future__ import annotations
 
 import statistics
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table
 
+from bursting.config import Config, load_config
+from bursting.controller import Controller
 from bursting.devpool import DevPool
-from bursting.model import ClusterStatus, JobOutcome, JobState
+from bursting.model import ActionKind, ClusterStatus, Instance, InstanceState, JobOutcome, JobState
+from bursting.planner import instance_label
 from bursting.pool.htcondor import HTCondorPool
+from bursting.runtime import build_controller
 
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = REPO / "deploy" / "demo.yaml"
 SCRATCH = Path("/var/tmp/bursting")
+
+
+@dataclass(frozen=True)
+class Burst:
+    at: float  # seconds after the start
+    jobs: int
+    cpus: int
+    memory_mb: int
+
+
+BURSTS = (Burst(0, 80, 1, 512), Burst(25, 60, 2, 1024), Burst(50, 60, 1, 512))
 
 
 def submit_description(work_dir: Path, cpus: int, memory_mb: int, samples: int) -> str:
@@ -30,7 +52,7 @@ universe = vanilla
 executable = {sys.executable}
 arguments = "-m bursting.workload --samples {samples} --seed $(seed) --output pi.$(seed).json"
 initialdir = {work_dir}
-environment = "PYTHONPATH={Path(__file__).resolve().parents[1]}"
+environment = "PYTHONPATH={REPO}"
 output = job.$(seed).out
 error = job.$(seed).err
 log = jobs.log
@@ -41,7 +63,7 @@ queue
 """
 
 
-def percentile(values: list[float], fraction: float) -> float:
+def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return 0.0
@@ -49,89 +71,135 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def run_demo(jobs: int = 80, nodes: int = 2, timeout: float = 600.0) -> int:
+def run_demo(
+    config_path: Path = DEMO_CONFIG, timeout: float = 280.0, samples: int = 2_500_000
+) -> int:
     console = Console()
-    pool = DevPool(log=lambda m: console.print(f"[dim]{m}[/dim]"))
-    pool.up(shared=[Path.cwd()])
-    htc = HTCondorPool.for_devpool(pool.token_dir)
+    config = load_config(config_path)
+    devpool = DevPool(log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    devpool.up(shared=[Path.cwd(), REPO])
+    htc = HTCondorPool(config.pool)
+    controller = build_controller(config)
     work_dir = SCRATCH / f"demo-{int(time.time())}"
     work_dir.mkdir(parents=True)
     work_dir.chmod(0o1777)
 
-    small = jobs * 3 // 4
-    clusters = [
-        htc.submit(
-            submit_description(work_dir, 1, 512, 3_000_000),
-            [{"seed": str(i)} for i in range(small)],
-        ),
-        htc.submit(
-            submit_description(work_dir, 2, 1024, 3_000_000),
-            [{"seed": str(i)} for i in range(small, jobs)],
-        ),
-    ]
-    console.print(f"submitted {jobs} jobs in clusters {clusters} (1-core and 2-core shapes)")
-    snapshot = htc.snapshot()
-    for demand in snapshot.demand:
-        console.print(f"  demand: {demand.idle_jobs} idle job(s) of shape {demand.shape.label()}")
-    names = [pool.add_node(cpus=2, memory_mb=2048, name=f"demo-{i}") for i in range(nodes)]
-    console.print(f"started execute nodes {', '.join(names)} (2 cores, 2048 MB each)")
-
-    statuses = _wait(htc, clusters, jobs, timeout, console)
-    for name in names:
-        pool.remove_node(name)
-    _summary(console, statuses)
-    failed = [job for status in statuses for job in status.failed_jobs]
-    return 0 if not failed and all(s.done for s in statuses) else 1
-
-
-def _wait(
-    htc: HTCondorPool, clusters: list[int], jobs: int, timeout: float, console: Console
-) -> list[ClusterStatus]:
-    deadline = time.monotonic() + timeout
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
+    started = time.time()
+    daemon = threading.Thread(target=controller.run_forever, name="controller", daemon=True)
+    daemon.start()
+    clusters: list[int] = []
+    submitted_at: list[float] = []
+    seed = 0
+    try:
+        with Live(console=console, refresh_per_second=2) as live:
+            while True:
+                elapsed = time.time() - started
+                for burst in BURSTS[len(clusters) :]:
+                    if elapsed < burst.at:
+                        break
+                    items = [{"seed": str(seed + i)} for i in range(burst.jobs)]
+                    description = submit_description(work_dir, burst.cpus, burst.memory_mb, samples)
+                    clusters.append(htc.submit(description, items))
+                    submitted_at.append(time.time())
+                    seed += burst.jobs
+                statuses = [htc.job_status(c) for c in clusters]
+                mine = _mine(controller, started)
+                live.update(_progress(elapsed, statuses, mine, config))
+                all_in = len(clusters) == len(BURSTS) and all(s.done for s in statuses)
+                if all_in and mine and all(i.state is InstanceState.GONE for i in mine):
+                    break
+                if elapsed > timeout:
+                    console.print(f"[red]gave up after {timeout:.0f}s[/red]")
+                    break
+                time.sleep(1)
+    finally:
+        controller.stopping.set()
+        daemon.join(timeout=30)
+        controller.close()
+    return _summary(
+        console, config, controller, statuses, _mine(controller, started), submitted_at, started
     )
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("jobs done", total=jobs, detail="")
-        while True:
-            statuses = [htc.job_status(c) for c in clusters]
-            counts: Counter[JobState] = Counter(j.state for s in statuses for j in s.jobs)
-            progress.update(
-                task,
-                completed=counts[JobState.COMPLETED],
-                detail=f"idle {counts[JobState.IDLE]} running {counts[JobState.RUNNING]} "
-                f"held {counts[JobState.HELD]}",
-            )
-            if all(s.done for s in statuses) or time.monotonic() > deadline:
-                return statuses
-            time.sleep(2)
 
 
-def _summary(console: Console, statuses: list[ClusterStatus]) -> None:
+def _mine(controller: Controller, since: float) -> list[Instance]:
+    return [i for i in controller.store.instances(include_gone=True) if i.created_at >= since]
+
+
+def _progress(
+    elapsed: float, statuses: list[ClusterStatus], mine: list[Instance], config: Config
+) -> Group:
+    jobs: Counter[JobState] = Counter(j.state for s in statuses for j in s.jobs)
+    head = (
+        f"t={elapsed:5.0f}s  jobs: idle {jobs[JobState.IDLE]}  running {jobs[JobState.RUNNING]}"
+        f"  done {jobs[JobState.COMPLETED]}  held {jobs[JobState.HELD]}"
+    )
+    table = Table("cloud", *[SHORT[s] for s in InstanceState], title=head)
+    for cloud in config.clouds:
+        states = Counter(i.state for i in mine if i.cloud == cloud.name)
+        table.add_row(cloud.name, *[str(states[s] or "") for s in InstanceState])
+    return Group(table)
+
+
+SHORT = {
+    InstanceState.REQUESTED: "req",
+    InstanceState.BOOTING: "boot",
+    InstanceState.JOINING: "join",
+    InstanceState.RUNNING: "run",
+    InstanceState.DRAINING: "drain",
+    InstanceState.DELETING: "del",
+    InstanceState.GONE: "gone",
+    InstanceState.FAILED: "fail",
+}
+
+
+def _summary(
+    console: Console,
+    config: Config,
+    controller: Controller,
+    statuses: list[ClusterStatus],
+    mine: list[Instance],
+    submitted_at: list[float],
+    started: float,
+) -> int:
     outcomes: list[JobOutcome] = [j for s in statuses for j in s.jobs]
-    waits = [j.wait_seconds for j in outcomes if j.wait_seconds is not None]
+    ok = sum(1 for j in outcomes if j.state is JobState.COMPLETED and j.exit_code == 0)
+    waits = [w for j in outcomes if (w := j.wait_seconds) is not None]
+    creates = [
+        at
+        for at, a in controller.store.decisions(100000)
+        if a.kind is ActionKind.CREATE and at >= started
+    ]
+    reaction = min(creates) - submitted_at[0] if creates and submitted_at else None
+    jobs_on = Counter(instance_label(j.host.split("@", 1)[1]) for j in outcomes if j.host)
     table = Table(title="demo summary")
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_row("jobs", str(len(outcomes)))
-    table.add_row(
-        "completed, exit 0",
-        str(sum(1 for j in outcomes if j.state is JobState.COMPLETED and j.exit_code == 0)),
-    )
-    table.add_row("failed or held", str(sum(len(s.failed_jobs) for s in statuses)))
+    table.add_row("completed, exit 0", str(ok))
     table.add_row("mean wait (s)", f"{statistics.fmean(waits):.1f}" if waits else "-")
     table.add_row("p95 wait (s)", f"{percentile(waits, 0.95):.1f}" if waits else "-")
-    for host, count in sorted(Counter(_node(j.host) for j in outcomes).items()):
-        table.add_row(f"jobs on {host}", str(count))
+    table.add_row("reaction: burst -> first create (s)", f"{reaction:.1f}" if reaction else "-")
+    left = [i for i in mine if i.state is not InstanceState.GONE]
+    table.add_row("instances left at the end", str(len(left)))
     console.print(table)
-
-
-def _node(host: str | None) -> str:
-    """slot1_3@demo-0@vm -> demo-0@vm"""
-    if not host:
-        return "?"
-    return host.split("@", 1)[1] if host.count("@") > 1 else host
+    clouds = Table("cloud", "instances", "jobs run", "instance-hours", "cost", title="per cloud")
+    currency = config.policy.spend.currency
+    for cloud in config.clouds:
+        ours = [i for i in mine if i.cloud == cloud.name]
+        hours = sum(
+            ((i.state_since if i.state is InstanceState.GONE else time.time()) - i.created_at)
+            / 3600
+            for i in ours
+        )
+        cost = sum(
+            ((i.state_since if i.state is InstanceState.GONE else time.time()) - i.created_at)
+            / 3600
+            * i.price_per_hour
+            for i in ours
+        )
+        ran = sum(jobs_on[i.id] for i in ours)
+        clouds.add_row(
+            cloud.name, str(len(ours)), str(ran), f"{hours:.3f}", f"{cost:.4f} {currency}"
+        )
+    console.print(clouds)
+    return 0 if ok == len(outcomes) == sum(b.jobs for b in BURSTS) and not left else 1
