@@ -118,6 +118,7 @@ class Packer:
         flavors: Sequence[Flavor],
         max_instances: int,
         affordable: Callable[[Flavor, int], int] | None = None,
+        opened: Callable[[Flavor, int], None] | None = None,
     ) -> Packing:
         """Open up to `max_instances` new instances: the largest fitting flavor for full bins, the
         cheapest flavor that holds the tail; what does not fit is returned as unplaced."""
@@ -138,7 +139,7 @@ class Packer:
                     if not bins:
                         fitting = [(f, k) for f, k in fitting if f is not largest]
                         continue
-                    self._open(result, largest, bins)
+                    self._open(result, largest, bins, opened)
                     self._add(Room.of_flavor(largest).minus(shape, per_bin), bins)
                     count -= bins * per_bin
                     result.placed += bins * per_bin
@@ -151,7 +152,7 @@ class Packer:
                 if not _limit(affordable, tail_flavor, 1):
                     fitting = [(f, k) for f, k in fitting if f is not tail_flavor]
                     continue
-                self._open(result, tail_flavor, 1)
+                self._open(result, tail_flavor, 1, opened)
                 self._add(Room.of_flavor(tail_flavor).minus(shape, count), 1)
                 result.placed += count
                 count = 0
@@ -161,7 +162,11 @@ class Packer:
         return result
 
     @staticmethod
-    def _open(result: Packing, flavor: Flavor, bins: int) -> None:
+    def _open(
+        result: Packing, flavor: Flavor, bins: int, opened: Callable[[Flavor, int], None] | None
+    ) -> None:
+        if opened is not None:
+            opened(flavor, bins)  # budgets and quotas shrink before the next choice
         for entry in result.new_bins:
             if entry.flavor is flavor:
                 entry.count += bins

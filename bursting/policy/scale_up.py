@@ -125,15 +125,19 @@ def plan_scale_up(
         ) -> int:
             return budget.affordable(flavor, quota_allows(flavor, wanted))
 
-        packing = packer.pack_new(remaining, candidate.flavors, candidate.headroom, affordable)
+        def opened(flavor: Flavor, count: int, used: list[int] = used) -> None:
+            budget.spend(flavor, count)
+            used[0] += flavor.cpus * count
+            used[1] += flavor.memory_mb * count
+
+        packing = packer.pack_new(
+            remaining, candidate.flavors, candidate.headroom, affordable, opened
+        )
+        reason = (
+            f"{packing.placed} idle job(s) need room; {candidate.cloud.name} is next "
+            f"(priority {candidate.cloud.priority})"
+        )
         for new in packing.new_bins:
-            budget.spend(new.flavor, new.count)
-            used[0] += new.flavor.cpus * new.count
-            used[1] += new.flavor.memory_mb * new.count
-            reason = (
-                f"{packing.placed} idle job(s) need room; {candidate.cloud.name} is next "
-                f"(priority {candidate.cloud.priority})"
-            )
             actions.extend(
                 Action(
                     ActionKind.CREATE,

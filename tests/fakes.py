@@ -1,0 +1,264 @@
+"""Stateful fakes at the seams (BatchPool, CloudProvider) sharing one FakeClock: a tiny world.
+
+Jobs queue in the fake pool; instances boot in fake clouds after a delay, join the pool as
+workers, run jobs for a set duration, drain and leave. A job on a worker whose instance is deleted
+is recorded as interrupted, so tests can assert that scale-down never kills running work.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from bursting.clock import FakeClock
+from bursting.errors import CloudUnavailable, PoolUnavailable, QuotaExceeded
+from bursting.model import (
+    CloudInstance,
+    CloudSnapshot,
+    CloudStatus,
+    ClusterStatus,
+    Demand,
+    Flavor,
+    InstanceSpec,
+    JobShape,
+    PoolSnapshot,
+    Quota,
+    Worker,
+)
+
+
+@dataclass
+class FakeJob:
+    id: int
+    shape: JobShape
+    duration: float
+    idle_since: float
+    worker: str | None = None
+    started_at: float | None = None
+    done_at: float | None = None
+    interrupted: bool = False
+
+
+@dataclass
+class FakeWorker:
+    instance_id: str
+    cpus: int
+    memory_mb: int
+    draining: bool = False
+    jobs: list[FakeJob] = field(default_factory=list)
+
+
+class FakePool:
+    """BatchPool: a queue and the workers that joined; `readable=False` makes it unreadable."""
+
+    def __init__(self, clock: FakeClock, pool_id: str) -> None:
+        self.clock = clock
+        self.pool_id = pool_id
+        self.jobs: list[FakeJob] = []
+        self.workers: dict[str, FakeWorker] = {}
+        self.readable = True
+        self.drained: list[str] = []
+        self._ids = itertools.count(1)
+
+    def add_jobs(self, count: int, shape: JobShape, duration: float) -> None:
+        now = self.clock.now()
+        self.jobs += [FakeJob(next(self._ids), shape, duration, now) for _ in range(count)]
+
+    def snapshot(self) -> PoolSnapshot:
+        if not self.readable:
+            raise PoolUnavailable("fake collector is down")
+        idle: dict[JobShape, list[float]] = {}
+        for job in self.jobs:
+            if job.worker is None and job.done_at is None:
+                idle.setdefault(job.shape, []).append(job.idle_since)
+        workers = tuple(self._worker(w) for w in self.workers.values())
+        busy = frozenset(f"{w.instance_id}@fake" for w in self.workers.values() if w.jobs)
+        return PoolSnapshot(
+            self.clock.now(),
+            tuple(Demand(s, tuple(sorted(t))) for s, t in idle.items()),
+            workers,
+            busy_hosts=busy,
+        )
+
+    def _worker(self, w: FakeWorker) -> Worker:
+        used_cpus = sum(j.shape.cpus for j in w.jobs)
+        used_mem = sum(j.shape.memory_mb for j in w.jobs)
+        return Worker(
+            f"{w.instance_id}@fake",
+            "fake",
+            w.instance_id,
+            self.pool_id,
+            w.cpus,
+            w.memory_mb,
+            0 if w.draining else w.cpus - used_cpus,
+            0 if w.draining else w.memory_mb - used_mem,
+            len(w.jobs),
+            w.draining,
+            1,
+        )
+
+    def drain(self, worker_names: Sequence[str]) -> list[str]:
+        if not self.readable:
+            raise PoolUnavailable("fake collector is down")
+        done = []
+        for name in worker_names:
+            worker = self.workers.get(name.split("@")[0])
+            if worker:
+                worker.draining = True
+                self.drained.append(name)
+                done.append(name)
+        return done
+
+    def submit(self, description: str, itemdata: Iterable[Mapping[str, str]] | None = None) -> int:
+        raise AssertionError("the controller must never submit jobs")
+
+    def job_status(self, cluster_id: int) -> ClusterStatus:
+        raise AssertionError("the controller must never ask for job status")
+
+    def remove(self, cluster_id: int, reason: str = "") -> None:
+        raise AssertionError("the controller must never remove jobs")
+
+    # ----- the world moving on -----
+    def step(self) -> None:
+        """Finish due jobs, start idle ones on free room, let drained idle workers leave."""
+        now = self.clock.now()
+        for worker in self.workers.values():
+            for job in list(worker.jobs):
+                if job.started_at is not None and now - job.started_at >= job.duration:
+                    job.done_at = now
+                    worker.jobs.remove(job)
+        for job in self.jobs:
+            if job.worker is not None or job.done_at is not None:
+                continue
+            for worker in self.workers.values():
+                free = self._worker(worker)
+                if free.free_cpus >= job.shape.cpus and free.free_memory_mb >= job.shape.memory_mb:
+                    job.worker, job.started_at = worker.instance_id, now
+                    worker.jobs.append(job)
+                    break
+        for name in [n for n, w in self.workers.items() if w.draining and not w.jobs]:
+            del self.workers[name]
+
+    def vanish(self, instance_id: str) -> None:
+        """The instance was deleted under its worker: running jobs are interrupted."""
+        worker = self.workers.pop(instance_id, None)
+        if worker:
+            for job in worker.jobs:
+                job.interrupted = True
+                job.worker = None
+                job.started_at = None
+                job.idle_since = self.clock.now()
+
+    @property
+    def interrupted(self) -> list[FakeJob]:
+        return [j for j in self.jobs if j.interrupted]
+
+    @property
+    def unfinished(self) -> list[FakeJob]:
+        return [j for j in self.jobs if j.done_at is None]
+
+
+@dataclass
+class FakeVM:
+    spec: InstanceSpec
+    created_at: float
+    status: CloudStatus = CloudStatus.BUILD
+    joined: bool = False
+
+
+class FakeCloud:
+    """CloudProvider with a boot delay, a quota and injectable faults; creates are idempotent."""
+
+    def __init__(
+        self,
+        name: str,
+        clock: FakeClock,
+        pool: FakePool,
+        flavors: Sequence[Flavor],
+        boot_delay: float = 30.0,
+        join_delay: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.clock = clock
+        self.pool = pool
+        self._flavors = tuple(flavors)
+        self.boot_delay = boot_delay
+        self.join_delay = join_delay
+        self.vms: dict[str, FakeVM] = {}
+        self.readable = True
+        self.fail_boots = False
+        self.hang_in_build = False
+        self.never_join = False
+        self.quota_cores: int | None = None
+        self.create_calls = 0
+        self.delete_calls = 0
+
+    def list_instances(self, pool_id: str) -> CloudSnapshot:
+        if not self.readable:
+            raise CloudUnavailable(f"{self.name} API is down")
+        vms = [v for v in self.vms.values() if v.spec.pool_id == pool_id]
+        return CloudSnapshot(
+            self.name,
+            self.clock.now(),
+            tuple(
+                CloudInstance(
+                    v.spec.id, self.name, v.spec.flavor.name, v.status, v.created_at, pool_id
+                )
+                for v in vms
+            ),
+            self.quota(),
+        )
+
+    def create(self, spec: InstanceSpec) -> CloudInstance:
+        if not self.readable:
+            raise CloudUnavailable(f"{self.name} API is down")
+        self.create_calls += 1
+        if spec.id not in self.vms:
+            if self.quota_cores is not None and self._cores() + spec.flavor.cpus > self.quota_cores:
+                raise QuotaExceeded(f"{self.name}: core quota")
+            self.vms[spec.id] = FakeVM(spec, self.clock.now())
+        vm = self.vms[spec.id]
+        return CloudInstance(
+            spec.id, self.name, spec.flavor.name, vm.status, vm.created_at, spec.pool_id
+        )
+
+    def delete(self, instance_id: str) -> None:
+        if not self.readable:
+            raise CloudUnavailable(f"{self.name} API is down")
+        self.delete_calls += 1
+        if self.vms.pop(instance_id, None) is not None:
+            self.pool.vanish(instance_id)
+
+    def flavors(self) -> tuple[Flavor, ...]:
+        return self._flavors
+
+    def quota(self) -> Quota:
+        if self.quota_cores is None:
+            return Quota()
+        return Quota(cores=self.quota_cores - self._cores())
+
+    def _cores(self) -> int:
+        return sum(v.spec.flavor.cpus for v in self.vms.values())
+
+    def step(self) -> None:
+        now = self.clock.now()
+        for vm in self.vms.values():
+            age = now - vm.created_at
+            if vm.status is CloudStatus.BUILD and age >= self.boot_delay and not self.hang_in_build:
+                vm.status = CloudStatus.ERROR if self.fail_boots else CloudStatus.ACTIVE
+            if (
+                vm.status is CloudStatus.ACTIVE
+                and not vm.joined
+                and not self.never_join
+                and age >= self.boot_delay + self.join_delay
+            ):
+                vm.joined = True
+                flavor = vm.spec.flavor
+                self.pool.workers[vm.spec.id] = FakeWorker(
+                    vm.spec.id, flavor.cpus, flavor.memory_mb
+                )
+
+
+def replace_flavor(flavor: Flavor, **changes: object) -> Flavor:
+    return replace(flavor, **changes)  # type: ignore[arg-type]
