@@ -92,7 +92,10 @@ def _requested(i: Instance, o: Observation, now: float, t: Timeouts) -> Transiti
     if o.seen is None:
         if _age(i, now) > t.boot:
             return _delete_failed(i, now, f"create not confirmed within {t.boot:.0f}s")
-        return Transition(i, ActionKind.CREATE)  # idempotent: the id is ours
+        # Idempotent: the id is ours, so asking again after a crash cannot make a second one.
+        return Transition(
+            replace(i, reason="create not confirmed yet; asking (again)"), ActionKind.CREATE
+        )
     return _booting(_move(i, S.BOOTING, now, "the cloud accepted it"), o, now, t)
 
 
@@ -172,7 +175,8 @@ def _draining(i: Instance, o: Observation, now: float, t: Timeouts) -> Transitio
         )
     current = replace(i, worker_missing=0)
     if o.worker is not None and not o.worker.draining:
-        return Transition(current, ActionKind.DRAIN)  # the drain did not take: ask again
+        again = replace(current, reason="the drain did not take; asking again")
+        return Transition(again, ActionKind.DRAIN)
     return Transition(current)
 
 
@@ -181,7 +185,8 @@ def _deleting(i: Instance, o: Observation, now: float, t: Timeouts) -> Transitio
         return Transition(i)
     if o.seen is None:
         return Transition(_move(i, S.GONE, now, "deleted"))
-    return Transition(i, ActionKind.DELETE)  # idempotent: ask until it is gone
+    # Idempotent: ask until the cloud no longer lists it.
+    return Transition(replace(i, reason=i.reason or "still listed; deleting"), ActionKind.DELETE)
 
 
 def _gone(i: Instance, o: Observation, now: float, t: Timeouts) -> Transition:
