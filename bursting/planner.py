@@ -132,12 +132,12 @@ def plan_cycle(
         {c.name: c.min_instances for c in config.clouds},
         now,
     )
+    listed = {name: snap.by_id() for name, snap in clouds.items() if snap is not None}
     for instance in records:
-        snapshot = clouds.get(instance.cloud)
-        by_id = snapshot.by_id() if snapshot is not None else {}
+        by_id = listed.get(instance.cloud, {})
         worker = workers.get(instance.id)
         observed = Observation(
-            cloud_known=snapshot is not None,
+            cloud_known=instance.cloud in listed,
             seen=by_id.get(instance.id),
             pool_known=pool is not None,
             worker=worker,

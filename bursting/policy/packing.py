@@ -124,13 +124,14 @@ class Packer:
         cheapest flavor that holds the tail; what does not fit is returned as unplaced."""
         result = Packing()
         budget = max_instances
+        rooms = [(f, Room.of_flavor(f)) for f in flavors]
         for shape in sorted(demand, key=by_size, reverse=True):
             count = demand[shape]
             filled = self._fill_existing(shape, count)
             result.placed += filled
             count -= filled
-            fitting = [(f, Room.of_flavor(f).fits(shape)) for f in flavors]
-            fitting = [(f, k) for f, k in fitting if k > 0]
+            sizes = [(f, room.fits(shape)) for f, room in rooms] if budget and count else []
+            fitting = [(f, k) for f, k in sizes if k > 0]
             while count and budget and fitting:
                 largest, per_bin = max(fitting, key=lambda fk: (fk[1], -fk[0].price_per_hour))
                 if count >= per_bin:

@@ -67,8 +67,13 @@ def test_headroom_caps_new_instances_and_leaves_the_rest() -> None:
 
 def view(name: str, **kw: object) -> CloudView:
     values: dict[str, object] = {
-        "name": name, "enabled": True, "priority": 1, "readable": True, "flavors": (M8,),
-        "max_instances": 10, "max_concurrent_boots": 5,
+        "name": name,
+        "enabled": True,
+        "priority": 1,
+        "readable": True,
+        "flavors": (M8,),
+        "max_instances": 10,
+        "max_concurrent_boots": 5,
     }
     values.update(kw)
     return CloudView(**values)  # type: ignore[arg-type]
@@ -89,8 +94,14 @@ def test_filters_then_priority_then_price() -> None:
     chosen, notes = choose_clouds(clouds, now=100)
     assert [c.cloud.name for c in chosen] == ["cheaper", "expensive", "cheap-but-low-priority"]
     text = " ".join(notes)
-    for reason in ("disabled", "could not be read", "max_instances", "max_concurrent_boots",
-                   "backing off", "quota"):
+    for reason in (
+        "disabled",
+        "could not be read",
+        "max_instances",
+        "max_concurrent_boots",
+        "backing off",
+        "quota",
+    ):
         assert reason in text
 
 
@@ -100,8 +111,7 @@ def test_backoff_expires() -> None:
 
 
 def test_overflow_to_the_next_cloud_and_core_quota() -> None:
-    clouds = [view("private", max_instances=1), view("public", priority=2,
-                                                     quota=Quota(cores=16))]
+    clouds = [view("private", max_instances=1), view("public", priority=2, quota=Quota(cores=16))]
     actions, _, rest = plan_scale_up({SMALL: 40}, Packer(), clouds, Budget(None), 0, ids())
     per_cloud = {c: sum(1 for a in actions if a.cloud == c) for c in ("private", "public")}
     assert per_cloud == {"private": 1, "public": 2}  # 16 cores of quota = two m8
@@ -116,10 +126,21 @@ def test_spend_cap_across_clouds() -> None:
     assert "left without capacity" in " ".join(notes)
 
 
-def running(i: int, cloud: str = "private", idle_for: float | None = 1000,
-            price: float = 0.0) -> Instance:
-    return Instance(f"{cloud}-{i}", cloud, "m8", 8, 16384, price, InstanceState.RUNNING, 0, 0,
-                    idle_since=None if idle_for is None else 5000 - idle_for)
+def running(
+    i: int, cloud: str = "private", idle_for: float | None = 1000, price: float = 0.0
+) -> Instance:
+    return Instance(
+        f"{cloud}-{i}",
+        cloud,
+        "m8",
+        8,
+        16384,
+        price,
+        InstanceState.RUNNING,
+        0,
+        0,
+        idle_since=None if idle_for is None else 5000 - idle_for,
+    )
 
 
 FLAVORS = {("private", "m8"): M8, ("public", "m8"): M8}
@@ -145,8 +166,9 @@ def test_scale_down_keeps_workers_idle_jobs_could_use() -> None:
 
 def test_scale_down_drains_priced_workers_first() -> None:
     instances = [running(1), running(2, "public", price=0.4)]
-    chosen = plan_scale_down(instances, FLAVORS, {"private", "public"}, True, {}, 600,
-                             {"private": 0, "public": 0}, 5000)
+    chosen = plan_scale_down(
+        instances, FLAVORS, {"private", "public"}, True, {}, 600, {"private": 0, "public": 0}, 5000
+    )
     assert list(chosen) == ["public-2", "private-1"]
 
 
