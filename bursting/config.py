@@ -74,6 +74,7 @@ class LocalFaults(_Strict):
 class LocalSettings(_Strict):
     boot_delay_seconds: Annotated[float, Field(ge=0)] = 5.0
     faults: LocalFaults = LocalFaults()
+    state_dir: Path | None = None  # where the cloud keeps its records; default in the cache
 
 
 class OpenStackSettings(_Strict):

@@ -109,6 +109,7 @@ class JobOutcome:
     started_at: float | None = None
     finished_at: float | None = None
     host: str | None = None
+    starts: int = 0  # how often it started: more than once means it was interrupted
 
     @property
     def wait_seconds(self) -> float | None:

@@ -63,7 +63,8 @@ class LocalCloudProvider:
         self.devpool = devpool or DevPool()
         self.clock = clock or SystemClock()
         self.idle_shutdown_seconds = idle_shutdown_seconds
-        directory = state_dir or cache_root() / "local-clouds"
+        directory = state_dir or config.local.state_dir or cache_root() / "local-clouds"
+        directory = directory.expanduser()
         directory.mkdir(parents=True, exist_ok=True)
         self._file = directory / f"{config.name}.json"
         self._flavors = {f.name: f.to_flavor() for f in config.flavors}
@@ -151,6 +152,8 @@ class LocalCloudProvider:
                 now + self.config.local.boot_delay_seconds,
             )
             records[spec.id] = record
+            with self._file.with_suffix(".created").open("a") as log:
+                log.write(f"{spec.id} {now:.3f}\n")  # an audit trail: each id is created once
             self._advance(records)
             return _public(self.name, record)
 

@@ -84,6 +84,7 @@ STATUS_PROJECTION = [
     "CompletionDate",
     "LastRemoteHost",
     "RemoteHost",
+    "NumJobStarts",
 ]
 LOCATION_PROJECTION = [
     "Name",
@@ -322,6 +323,7 @@ def job_outcome(ad: classad2.ClassAd) -> JobOutcome:
         started_at=_epoch(ad.get("JobStartDate")),
         finished_at=_epoch(ad.get("CompletionDate")),
         host=str(host) if isinstance(host, str) else None,
+        starts=int(ad.get("NumJobStarts", 0) or 0),
     )
 
 
