@@ -149,7 +149,8 @@ def _running(i: Instance, o: Observation, now: float, t: Timeouts) -> Transition
         return Transition(replace(i, worker_missing=missing))
     busy = o.busy_elsewhere or (o.worker is not None and o.worker.busy)
     idle_since = None if busy else (i.idle_since if i.idle_since is not None else now)
-    current = replace(i, worker_missing=0, idle_since=idle_since)
+    unchanged = i.worker_missing == 0 and i.idle_since == idle_since
+    current = i if unchanged else replace(i, worker_missing=0, idle_since=idle_since)
     if o.worker is not None and o.worker.draining:
         return Transition(_move(current, S.DRAINING, now, "draining (started elsewhere)"))
     if o.drain_wanted and not busy:

@@ -15,6 +15,15 @@ class JobShape:
     disk_mb: int = 0
     gpus: int = 0
     requirements: str = ""
+    # Shapes are dictionary keys on the planning hot path: hash once, not per lookup.
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        key = (self.cpus, self.memory_mb, self.disk_mb, self.gpus, self.requirements)
+        object.__setattr__(self, "_hash", hash(key))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def label(self) -> str:
         gpu = f" {self.gpus}gpu" if self.gpus else ""
