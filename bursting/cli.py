@@ -285,24 +285,14 @@ def plan(
     ],
 ) -> None:
     """Dry run: observe, plan, print the actions with their reasons; change nothing."""
-    from bursting.planner import plan_cycle
     from bursting.runtime import build_controller
 
     controller = build_controller(_config(config))
     try:
-        pool, clouds = controller.observe()
-        now = controller.clock.now()
-        cycle = plan_cycle(
-            controller.config,
-            controller.store.instances(),
-            controller.store.backoffs(),
-            pool,
-            clouds,
-            now,
-            lambda cloud: f"(new on {cloud})",
-        )
+        report = controller.dry_run(lambda cloud: f"(new on {cloud})")
     finally:
         controller.close()
+    cycle, pool, clouds = report.plan, report.pool, report.clouds
     table = Table("action", "cloud", "instance", "flavor", "reason", title="plan (dry run)")
     for action in cycle.actions:
         table.add_row(

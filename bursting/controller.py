@@ -104,7 +104,8 @@ class Controller:
         return pool, clouds
 
     # ----- one cycle -----
-    def run_once(self) -> CycleReport:
+    def dry_run(self, new_id: Callable[[str], str] | None = None) -> CycleReport:
+        """Observe and plan without persisting or acting (what `bursting plan` shows)."""
         now = self.clock.now()
         pool, clouds = self.observe()
         plan = plan_cycle(
@@ -114,14 +115,18 @@ class Controller:
             pool,
             clouds,
             now,
-            self.new_id,
+            new_id or self.new_id,
         )
+        return CycleReport(now, pool, clouds, plan)
+
+    def run_once(self) -> CycleReport:
+        report = self.dry_run()
+        now, plan = report.started_at, report.plan
         # Intent first: every instance we are about to create is on disk before the call.
         self.store.save(plan.instances, now)
         for (cloud, flavor), backoff in plan.backoff_changes.items():
             self.store.set_backoff(cloud, flavor, backoff)
         self.store.record(plan.actions, now)
-        report = CycleReport(now, pool, clouds, plan)
         self._act(plan, report)
         self.last = report
         for note in plan.notes:

@@ -188,13 +188,22 @@ class HTCondorPool:
             self._schedd_ad = matching[0]
         return htcondor2.Schedd(self._schedd_ad)
 
-    def _schedd_call(self, what: str, call: Callable[[htcondor2.Schedd], T]) -> T:
+    def _schedd_call(
+        self, what: str, call: Callable[[htcondor2.Schedd], T], retry: bool = True
+    ) -> T:
+        """Call the schedd; if a cached address fails, look the schedd up again and retry once
+        (it may have restarted on another port). Submits retry only when nothing was sent."""
+        cached = self._schedd_ad is not None
         schedd = self._schedd()
         try:
             return self._call(what, lambda: call(schedd))
-        except PoolUnavailable:
-            self._schedd_ad = None  # it may have moved or restarted; look it up again next time
-            raise
+        except PoolUnavailable as exc:
+            self._schedd_ad = None
+            if not (cached and (retry or "failed to connect" in str(exc).lower())):
+                raise
+            log.info("%s failed on the cached schedd address (%s); looking it up again", what, exc)
+        schedd = self._schedd()
+        return self._call(what, lambda: call(schedd))
 
     # ----- BatchPool -----
     def snapshot(self, now: float | None = None) -> PoolSnapshot:
@@ -265,7 +274,7 @@ class HTCondorPool:
                 raise SubmitError(f"the schedd refused the submit description: {text}") from None
             return int(result.cluster())
 
-        return self._schedd_call("submit", do)
+        return self._schedd_call("submit", do, retry=False)
 
     def job_status(self, cluster_id: int) -> ClusterStatus:
         constraint = f"ClusterId == {int(cluster_id)}"
