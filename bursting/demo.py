@@ -122,7 +122,13 @@ def run_demo(
 
 
 def _mine(controller: Controller, since: float) -> list[Instance]:
-    return [i for i in controller.store.instances(include_gone=True) if i.created_at >= since]
+    """Instances alive at some point of this run, including any an interrupted earlier run left
+    behind (the controller reuses or reaps those)."""
+    return [
+        i
+        for i in controller.store.instances(include_gone=True)
+        if i.created_at >= since or i.state is not InstanceState.GONE or i.state_since >= since
+    ]
 
 
 def _progress(
@@ -138,6 +144,12 @@ def _progress(
         states = Counter(i.state for i in mine if i.cloud == cloud.name)
         table.add_row(cloud.name, *[str(states[s] or "") for s in InstanceState])
     return Group(table)
+
+
+def _hours(instance: Instance, since: float) -> float:
+    """Instance-hours within this run."""
+    end = instance.state_since if instance.state is InstanceState.GONE else time.time()
+    return max(0.0, end - max(instance.created_at, since)) / 3600
 
 
 SHORT = {
@@ -186,17 +198,9 @@ def _summary(
     currency = config.policy.spend.currency
     for cloud in config.clouds:
         ours = [i for i in mine if i.cloud == cloud.name]
-        hours = sum(
-            ((i.state_since if i.state is InstanceState.GONE else time.time()) - i.created_at)
-            / 3600
-            for i in ours
-        )
-        cost = sum(
-            ((i.state_since if i.state is InstanceState.GONE else time.time()) - i.created_at)
-            / 3600
-            * i.price_per_hour
-            for i in ours
-        )
+        spans = [_hours(i, started) for i in ours]
+        hours = sum(spans)
+        cost = sum(h * i.price_per_hour for h, i in zip(spans, ours, strict=True))
         ran = sum(jobs_on[i.id] for i in ours)
         clouds.add_row(
             cloud.name, str(len(ours)), str(ran), f"{hours:.3f}", f"{cost:.4f} {currency}"
