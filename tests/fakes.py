@@ -110,7 +110,12 @@ class FakePool:
                 done.append(name)
         return done
 
-    def submit(self, description: str, itemdata: Iterable[Mapping[str, str]] | None = None) -> int:
+    def submit(
+        self,
+        description: str,
+        itemdata: Iterable[Mapping[str, str]] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> int:
         raise AssertionError("the controller must never submit jobs")
 
     def job_status(self, cluster_id: int) -> ClusterStatus:

@@ -17,7 +17,12 @@ class BatchPool(Protocol):
         """Gracefully drain these execute nodes (running jobs finish, then the node leaves)."""
         ...
 
-    def submit(self, description: str, itemdata: Iterable[Mapping[str, str]] | None = None) -> int:
+    def submit(
+        self,
+        description: str,
+        itemdata: Iterable[Mapping[str, str]] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> int:
         """Queue one cluster in one transaction; returns its ClusterId."""
         ...
 

@@ -255,8 +255,17 @@ class HTCondorPool:
         )
         return ads[0] if ads else None
 
-    def submit(self, description: str, itemdata: Iterable[Mapping[str, str]] | None = None) -> int:
+    def submit(
+        self,
+        description: str,
+        itemdata: Iterable[Mapping[str, str]] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> int:
+        """Queue one cluster in one transaction. `attributes` become string job attributes
+        (e.g. an idempotency key) without touching the description's queue statement."""
         submit = parse_submit(description)
+        for name, value in (attributes or {}).items():
+            submit[f"+{name}"] = classad2.quote(value)
         items = [dict(item) for item in itemdata] if itemdata is not None else None
         if items is not None and not items:
             raise SubmitError("itemdata is empty: pass at least one item, or none at all")
@@ -288,6 +297,18 @@ class HTCondorPool:
         ads = list(live) + [ad for ad in ended if int(ad["ProcId"]) not in seen]
         jobs = sorted((job_outcome(ad) for ad in ads), key=lambda j: int(j.job_id.split(".")[1]))
         return ClusterStatus(int(cluster_id), tuple(jobs))
+
+    def find_cluster(self, attribute: str, value: str) -> int | None:
+        """The newest cluster whose jobs carry `attribute == value`, queued or finished."""
+        constraint = f"{attribute} =?= {classad2.quote(value)}"
+        live = self._schedd_call(
+            "schedd query", lambda s: s.query(constraint, projection=["ClusterId"])
+        )
+        ended = self._schedd_call(
+            "schedd history", lambda s: s.history(constraint, projection=["ClusterId"], match=50)
+        )
+        clusters = [int(ad["ClusterId"]) for ad in (*live, *ended)]
+        return max(clusters) if clusters else None
 
     def remove(self, cluster_id: int, reason: str = "removed by bursting") -> None:
         self._schedd_call(

@@ -1,0 +1,124 @@
+"""The logic behind the `mc_production` DAG: plan the job split, describe the generation cluster,
+merge, validate and publish. The DAG file only declares tasks that call these."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from bursting.physics.merge import merge
+from bursting.physics.processes import Process
+from bursting.physics.validate import validate
+
+REPO = Path(__file__).resolve().parents[2]
+WORK_ROOT = Path("/var/tmp/bursting/campaigns")  # shared with the pool's jobs at the same path
+MAX_JOBS = 10_000
+CAMPAIGN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class CampaignError(ValueError):
+    """A campaign parameter is invalid; the message names it and says what is allowed."""
+
+
+def _safe(run_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
+
+
+def plan_split(params: dict[str, Any], run_id: str, work_root: Path = WORK_ROOT) -> dict[str, Any]:
+    """Check the params together and split the campaign into jobs (one itemdata row each)."""
+    try:
+        process = Process(params["process"])
+    except (KeyError, ValueError):
+        raise CampaignError(
+            f"param 'process' must be one of {[p.value for p in Process]}, "
+            f"got {params.get('process')!r}"
+        ) from None
+    total, per_job = int(params["total_events"]), int(params["events_per_job"])
+    if total < 1:
+        raise CampaignError(f"param 'total_events' must be >= 1, got {total}")
+    if per_job < 1:
+        raise CampaignError(f"param 'events_per_job' must be >= 1, got {per_job}")
+    if per_job > total:
+        raise CampaignError(f"param 'events_per_job' ({per_job}) exceeds 'total_events' ({total})")
+    jobs = math.ceil(total / per_job)
+    if jobs > MAX_JOBS:
+        raise CampaignError(
+            f"params 'total_events'/'events_per_job' make {jobs} jobs; at most "
+            f"{MAX_JOBS}: raise 'events_per_job'"
+        )
+    campaign = str(params["campaign"])
+    if not CAMPAIGN_NAME.match(campaign):
+        raise CampaignError(
+            f"param 'campaign' {campaign!r} must be 1-64 letters, digits, '_', '.' or '-'"
+        )
+    work_dir = work_root / campaign / _safe(run_id)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    for directory in (work_dir, *work_dir.parents[:2]):
+        directory.chmod(0o1777)  # the jobs run as the pool's unprivileged user
+    items = [
+        {
+            "job": str(j),
+            "first_event": str(j * per_job),
+            "events": str(min(per_job, total - j * per_job)),
+        }
+        for j in range(jobs)
+    ]
+    return {
+        "work_dir": str(work_dir),
+        "description": submit_description(
+            process, float(params["sqrt_s_gev"]), int(params["base_seed"]), work_dir
+        ),
+        "items": items,
+        "jobs": jobs,
+    }
+
+
+def submit_description(process: Process, sqrt_s: float, seed: int, work_dir: Path) -> str:
+    """One generation job per item; the job runs this project's Python from its venv."""
+    return f"""
+executable = {sys.executable}
+arguments = "-m bursting.physics generate --process {process.value} --sqrt-s {sqrt_s} --first-event $(first_event) --events $(events) --seed {seed} --output job_$(job).root"
+environment = "PYTHONPATH={REPO} MPLCONFIGDIR={work_dir}/.mpl"
+initialdir = {work_dir}
+output = job_$(job).out
+error = job_$(job).err
+log = jobs.log
+request_cpus = 1
+request_memory = 1024
+request_disk = 1048576
+"""  # noqa: E501 - the submit language has no line continuation inside quoted arguments
+
+
+def merge_outputs(work_dir: str, campaign: str, jobs: int) -> str:
+    inputs = sorted(Path(work_dir).glob("job_*.root"))
+    if len(inputs) != jobs:
+        raise CampaignError(f"{len(inputs)} job output(s) found for {jobs} job(s) in {work_dir}")
+    summary = merge(inputs, Path(work_dir) / "merged", campaign)
+    summary["jobs_planned"] = jobs
+    (Path(work_dir) / "merged" / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return str(Path(work_dir) / "merged" / "summary.json")
+
+
+def validate_summary(summary_path: str) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads(Path(summary_path).read_text())
+    problems = validate(summary)
+    if summary["jobs"] != summary.get("jobs_planned", summary["jobs"]):
+        problems.append(f"{summary['jobs']} of {summary['jobs_planned']} jobs delivered output")
+    if problems:
+        raise CampaignError("validation failed:\n  " + "\n  ".join(problems))
+    return summary
+
+
+def publish(summary_path: str, results_root: str, campaign: str, run_id: str) -> str:
+    """Copy plots, the merged ROOT file and the summary to <results>/<campaign>/<run>."""
+    source = Path(summary_path).parent
+    target = Path(results_root).expanduser() / campaign / _safe(run_id)
+    target.mkdir(parents=True, exist_ok=True)
+    for file in (*source.glob("*.png"), source / "merged.root", source / "summary.json"):
+        shutil.copy2(file, target / file.name)
+    return str(target)

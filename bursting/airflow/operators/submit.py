@@ -1,0 +1,178 @@
+"""HTCondorSubmitOperator: submit one cluster, wait for it (deferred by default), report failures.
+
+A retried task never submits its jobs twice: every cluster carries the task instance's key
+(`BurstingTaskKey`, dag/task/run/map index), and the cluster id is also kept in Airflow's
+task_state_store (ResumableJobMixin). A retry reconnects to a cluster still running, returns at
+once for one that succeeded, and submits afresh only after a failed one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context, ResumableJobMixin
+from airflow.sdk.exceptions import AirflowException
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from bursting.airflow.hooks.htcondor import HTCondorHook
+from bursting.airflow.outcome import describe
+from bursting.airflow.triggers.cluster import HTCondorClusterTrigger
+from bursting.errors import PoolUnavailable
+from bursting.model import ClusterStatus
+from bursting.pool.htcondor import HTCondorPool
+
+TASK_KEY_ATTRIBUTE = "BurstingTaskKey"
+ACTIVE, SUCCEEDED, FAILED = "ACTIVE", "SUCCEEDED", "FAILED"
+
+
+def task_key(context: Context) -> str:
+    ti = context["ti"]
+    return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}"
+
+
+def state_of(status: ClusterStatus) -> str:
+    if not status.done:
+        return ACTIVE
+    return FAILED if status.failed_jobs else SUCCEEDED
+
+
+class HTCondorSubmitOperator(ResumableJobMixin, BaseOperator):
+    """Submit `submit_description` (HTCondor submit language, templated) with `itemdata` (a list
+    of dicts, one job each; templated, so an upstream task's output works) as one cluster."""
+
+    template_fields: Sequence[str] = ("submit_description", "itemdata")
+    template_ext: Sequence[str] = (".sub",)
+    ui_color = "#c8e6ff"
+    external_id_key = "htcondor_cluster_id"
+
+    def __init__(
+        self,
+        *,
+        submit_description: str,
+        itemdata: Sequence[Mapping[str, Any]] | None = None,
+        htcondor_conn_id: str = HTCondorHook.default_conn_name,
+        deferrable: bool = True,
+        poll_interval: float = 10.0,
+        unreachable_timeout: float = 600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.submit_description = submit_description
+        self.itemdata = itemdata
+        self.htcondor_conn_id = htcondor_conn_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.unreachable_timeout = unreachable_timeout
+        self._cluster_id: int | None = None
+
+    @property
+    def htcondor(self) -> HTCondorPool:
+        return HTCondorHook(self.htcondor_conn_id).get_conn()
+
+    # ----- entry points -----
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return self.execute_resumable(context)
+        cluster = self._reuse_or_submit(context)
+        if cluster is None:
+            return self._finished_cluster
+        deadline = None
+        if isinstance(self.execution_timeout, timedelta):
+            deadline = time.time() + self.execution_timeout.total_seconds()
+        self.defer(
+            trigger=HTCondorClusterTrigger(
+                cluster,
+                self.htcondor_conn_id,
+                self.poll_interval,
+                self.unreachable_timeout,
+                deadline,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> int:
+        cluster = int(event["cluster_id"])
+        if event.get("status") != "success":
+            raise AirflowException(event.get("message") or f"cluster {cluster} failed")
+        self.log.info("%s", event.get("message"))
+        return cluster
+
+    def on_kill(self) -> None:
+        if self._cluster_id is not None:
+            self.log.info("removing cluster %s", self._cluster_id)
+            self.htcondor.remove(self._cluster_id, "Airflow task was killed")
+
+    # ----- submission, once per task instance -----
+    def _reuse_or_submit(self, context: Context) -> int | None:
+        """The cluster to wait for; None when an earlier try's cluster already succeeded."""
+        key = task_key(context)
+        previous = self._call(lambda: self.htcondor.find_cluster(TASK_KEY_ATTRIBUTE, key))
+        if previous is not None:
+            state = self.get_job_status(previous, context)
+            if state == ACTIVE:
+                self.log.info("reconnecting to cluster %s of an earlier try", previous)
+                return self._remember(previous, context)
+            if state == SUCCEEDED:
+                self.log.info("cluster %s of an earlier try already succeeded", previous)
+                self._finished_cluster = self._remember(previous, context)
+                return None
+        return self._remember(self.submit_job(context), context)
+
+    def _remember(self, cluster: int, context: Context) -> int:
+        self._cluster_id = cluster
+        context["ti"].xcom_push(key="cluster_id", value=cluster)
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(self.external_id_key, cluster)
+        return cluster
+
+    def _call(self, call: Any) -> Any:
+        """A blip in reaching the schedd is retried with backoff before the task fails."""
+        return retry(
+            retry=retry_if_exception_type(PoolUnavailable),
+            wait=wait_exponential(multiplier=2, max=30),
+            stop=stop_after_delay(self.unreachable_timeout),
+            reraise=True,
+        )(call)()
+
+    # ----- ResumableJobMixin -----
+    def submit_job(self, context: Context) -> int:
+        items = [{k: str(v) for k, v in item.items()} for item in self.itemdata or []] or None
+        key = task_key(context)
+        cluster = self._call(
+            lambda: self.htcondor.submit(self.submit_description, items, {TASK_KEY_ATTRIBUTE: key})
+        )
+        self.log.info(
+            "submitted cluster %s (%s job(s)) for %s",
+            cluster,
+            len(items) if items else "the description's",
+            key,
+        )
+        self._cluster_id = int(cluster)
+        return int(cluster)
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        return state_of(self._call(lambda: self.htcondor.job_status(int(external_id))))
+
+    def is_job_active(self, status: str) -> bool:
+        return status == ACTIVE
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status == SUCCEEDED
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> None:
+        cluster = int(external_id)
+        self._remember(cluster, context)
+        while True:
+            status = self._call(lambda: self.htcondor.job_status(cluster))
+            if status.done:
+                if status.failed_jobs:
+                    raise AirflowException(describe(status))
+                return
+            time.sleep(self.poll_interval)
+
+    def get_job_result(self, external_id: Any, context: Context) -> int:
+        return int(external_id)

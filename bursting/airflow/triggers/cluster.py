@@ -1,0 +1,102 @@
+"""HTCondorClusterTrigger: wait in the triggerer until a cluster's jobs have all ended.
+
+The bindings block, so each poll runs in a thread. A schedd that cannot be reached is a blip, not
+a failure: polling continues until `unreachable_timeout` has passed without an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from bursting.airflow.hooks.htcondor import HTCondorHook
+from bursting.airflow.outcome import describe
+from bursting.errors import PoolUnavailable
+
+
+class HTCondorClusterTrigger(BaseTrigger):
+    def __init__(
+        self,
+        cluster_id: int,
+        htcondor_conn_id: str = HTCondorHook.default_conn_name,
+        poll_interval: float = 10.0,
+        unreachable_timeout: float = 600.0,
+        deadline: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.cluster_id = int(cluster_id)
+        self.htcondor_conn_id = htcondor_conn_id
+        self.poll_interval = float(poll_interval)
+        self.unreachable_timeout = float(unreachable_timeout)
+        self.deadline = deadline  # epoch seconds; the cluster is removed when it passes
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "cluster_id": self.cluster_id,
+                "htcondor_conn_id": self.htcondor_conn_id,
+                "poll_interval": self.poll_interval,
+                "unreachable_timeout": self.unreachable_timeout,
+                "deadline": self.deadline,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        pool = await HTCondorHook.apool(self.htcondor_conn_id)
+        last_answer = time.monotonic()
+        while True:
+            if self.deadline is not None and time.time() > self.deadline:
+                await asyncio.to_thread(pool.remove, self.cluster_id, "Airflow task timed out")
+                yield TriggerEvent(
+                    {
+                        "status": "timeout",
+                        "cluster_id": self.cluster_id,
+                        "message": f"cluster {self.cluster_id} removed: timed out",
+                    }
+                )
+                return
+            try:
+                status = await asyncio.to_thread(pool.job_status, self.cluster_id)
+            except PoolUnavailable as exc:
+                silent = time.monotonic() - last_answer
+                if silent > self.unreachable_timeout:
+                    yield TriggerEvent(
+                        {
+                            "status": "error",
+                            "cluster_id": self.cluster_id,
+                            "message": f"pool unreachable for {silent:.0f}s: {exc}",
+                        }
+                    )
+                    return
+                self.log.warning("pool unreachable (%s); polling again", exc)
+                await asyncio.sleep(self.poll_interval)
+                continue
+            last_answer = time.monotonic()
+            if not status.jobs:
+                yield TriggerEvent(
+                    {
+                        "status": "error",
+                        "cluster_id": self.cluster_id,
+                        "message": f"cluster {self.cluster_id} is unknown to the schedd",
+                    }
+                )
+                return
+            if status.done:
+                failed = status.failed_jobs
+                yield TriggerEvent(
+                    {
+                        "status": "failed" if failed else "success",
+                        "cluster_id": self.cluster_id,
+                        "jobs": len(status.jobs),
+                        "message": describe(status)
+                        if failed
+                        else f"cluster {self.cluster_id}: {len(status.jobs)} job(s) succeeded",
+                    }
+                )
+                return
+            await asyncio.sleep(self.poll_interval)
