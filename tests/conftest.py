@@ -13,6 +13,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SCRATCH = Path("/var/tmp/bursting")
 
+# Airflow reads its home at import: give the test session its own, never the user's ~/airflow.
+AIRFLOW_HOME = Path(os.environ.setdefault("AIRFLOW_HOME", f"/tmp/bursting-airflow-{os.getpid()}"))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
 
 @pytest.fixture(scope="session")
 def devpool() -> Iterator[object]:

@@ -108,18 +108,28 @@ class HTCondorSubmitOperator(ResumableJobMixin, BaseOperator):
     # ----- submission, once per task instance -----
     def _reuse_or_submit(self, context: Context) -> int | None:
         """The cluster to wait for; None when an earlier try's cluster already succeeded."""
+        cluster, state = self._cluster_for(context)
+        if state == SUCCEEDED:
+            self._finished_cluster = cluster
+            return None
+        return cluster
+
+    def _cluster_for(self, context: Context) -> tuple[int, str]:
+        """This task instance's cluster: an earlier try's if it is running or succeeded (found by
+        its key in the queue or the history), else a fresh submission."""
         key = task_key(context)
         previous = self._call(lambda: self.htcondor.find_cluster(TASK_KEY_ATTRIBUTE, key))
         if previous is not None:
             state = self.get_job_status(previous, context)
-            if state == ACTIVE:
-                self.log.info("reconnecting to cluster %s of an earlier try", previous)
-                return self._remember(previous, context)
-            if state == SUCCEEDED:
-                self.log.info("cluster %s of an earlier try already succeeded", previous)
-                self._finished_cluster = self._remember(previous, context)
-                return None
-        return self._remember(self.submit_job(context), context)
+            if state in (ACTIVE, SUCCEEDED):
+                self.log.info(
+                    "cluster %s of an earlier try is %s; not submitting again",
+                    previous,
+                    state.lower(),
+                )
+                return self._remember(previous, context), state
+            self.log.info("cluster %s of an earlier try failed; submitting afresh", previous)
+        return self._remember(self._submit(context), context), ACTIVE
 
     def _remember(self, cluster: int, context: Context) -> int:
         self._cluster_id = cluster
@@ -140,6 +150,9 @@ class HTCondorSubmitOperator(ResumableJobMixin, BaseOperator):
 
     # ----- ResumableJobMixin -----
     def submit_job(self, context: Context) -> int:
+        return self._cluster_for(context)[0]
+
+    def _submit(self, context: Context) -> int:
         items = [{k: str(v) for k, v in item.items()} for item in self.itemdata or []] or None
         key = task_key(context)
         cluster = self._call(
@@ -151,7 +164,6 @@ class HTCondorSubmitOperator(ResumableJobMixin, BaseOperator):
             len(items) if items else "the description's",
             key,
         )
-        self._cluster_id = int(cluster)
         return int(cluster)
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
