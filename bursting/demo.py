@@ -1,14 +1,18 @@
-"""`make demo`: the burst controller growing and shrinking the personal pool under a real workload.
+"""`make demo`: physics campaigns through Airflow, on a pool the burst controller grows and shrinks.
 
-Bursts of CPU-bound jobs arrive; the controller (in this process, on the embedded two-cloud config)
+Three Monte Carlo campaigns (the `mc_production` DAG, run with `airflow dags test`) start a little
+apart and queue 200 Pythia jobs; the controller (in this process, on the embedded two-cloud config)
 boots execute nodes on "private" first and overflows to the priced "public" cloud; when the queue
-is empty the workers drain and are deleted. A live table shows progress; a final table shows waits,
-reaction time, instance-hours and cost per cloud.
+is empty the workers drain and are deleted. A live table shows progress; the final tables show
+waits, reaction time, instance-hours and cost per cloud, and each campaign's cross section.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -35,32 +39,21 @@ SCRATCH = Path("/var/tmp/bursting")
 
 
 @dataclass(frozen=True)
-class Burst:
+class Campaign:
     at: float  # seconds after the start
+    process: str
     jobs: int
-    cpus: int
-    memory_mb: int
+    events_per_job: int
+    seed: int
 
 
-BURSTS = (Burst(0, 80, 1, 512), Burst(25, 60, 2, 1024), Burst(50, 60, 1, 512))
-
-
-def submit_description(work_dir: Path, cpus: int, memory_mb: int, samples: int) -> str:
-    """Each job runs the project's own Python from the venv, visible at the same path to the job."""
-    return f"""
-universe = vanilla
-executable = {sys.executable}
-arguments = "-m bursting.workload --samples {samples} --seed $(seed) --output pi.$(seed).json"
-initialdir = {work_dir}
-environment = "PYTHONPATH={REPO}"
-output = job.$(seed).out
-error = job.$(seed).err
-log = jobs.log
-request_cpus = {cpus}
-request_memory = {memory_mb}
-request_disk = 10240
-queue
-"""
+CAMPAIGNS = (
+    Campaign(0, "zmumu", 80, 4, 1001),
+    Campaign(25, "ttbar", 60, 4, 1002),
+    Campaign(50, "dijet", 60, 4, 1003),
+)
+RESULTS = SCRATCH / "results"
+WORK = SCRATCH / "campaigns"
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -71,54 +64,155 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[index]
 
 
-def run_demo(
-    config_path: Path = DEMO_CONFIG, timeout: float = 280.0, samples: int = 2_500_000
-) -> int:
+def airflow_env(config: Config) -> dict[str, str]:
+    home = Path("~/.local/state/bursting/airflow").expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    host, _, port = config.pool.collector.partition(":")
+    connection = {"conn_type": "htcondor", "host": host, "port": int(port or 9618)}
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_CONN_HTCONDOR_DEFAULT": json.dumps(connection),
+        "BURSTING_RESULTS": str(RESULTS),
+    }
+
+
+def airflow_command(*args: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("airflow")), *args]
+
+
+@dataclass
+class Running:
+    campaign: Campaign
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def clusters(self, htc: HTCondorPool) -> list[int]:
+        return htc.find_clusters(f'regexp("^{WORK}/{self.name}/", Iwd)')
+
+
+def start_campaign(campaign: Campaign, stamp: int, env: dict[str, str], logs: Path) -> Running:
+    name = f"demo-{campaign.process}-{stamp}"
+    conf = {
+        "campaign": name,
+        "process": campaign.process,
+        "base_seed": campaign.seed,
+        "total_events": campaign.jobs * campaign.events_per_job,
+        "events_per_job": campaign.events_per_job,
+    }
+    log = logs / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            airflow_command("dags", "test", "mc_production", "-c", json.dumps(conf)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    return Running(campaign, name, process, log)
+
+
+def run_demo(config_path: Path = DEMO_CONFIG, timeout: float = 290.0) -> int:
     console = Console()
     config = load_config(config_path)
     devpool = DevPool(log=lambda m: console.print(f"[dim]{m}[/dim]"))
     devpool.up(shared=[Path.cwd(), REPO])
     htc = HTCondorPool(config.pool)
+    env = airflow_env(config)
+    migrated = subprocess.run(
+        airflow_command("db", "migrate"), env=env, capture_output=True, check=False
+    )
+    if migrated.returncode != 0:
+        console.print(migrated.stderr.decode(errors="replace")[-2000:])
+        return 1
     controller = build_controller(config)
-    work_dir = SCRATCH / f"demo-{int(time.time())}"
-    work_dir.mkdir(parents=True)
-    work_dir.chmod(0o1777)
+    stamp = int(time.time())
+    logs = SCRATCH / f"demo-{stamp}"
+    logs.mkdir(parents=True, exist_ok=True)
 
     started = time.time()
     daemon = threading.Thread(target=controller.run_forever, name="controller", daemon=True)
     daemon.start()
-    clusters: list[int] = []
-    submitted_at: list[float] = []
-    seed = 0
+    running: list[Running] = []
+    statuses: list[ClusterStatus] = []
     try:
         with Live(console=console, refresh_per_second=2) as live:
             while True:
                 elapsed = time.time() - started
-                for burst in BURSTS[len(clusters) :]:
-                    if elapsed < burst.at:
+                for campaign in CAMPAIGNS[len(running) :]:
+                    if elapsed < campaign.at:
                         break
-                    items = [{"seed": str(seed + i)} for i in range(burst.jobs)]
-                    description = submit_description(work_dir, burst.cpus, burst.memory_mb, samples)
-                    clusters.append(htc.submit(description, items))
-                    submitted_at.append(time.time())
-                    seed += burst.jobs
-                statuses = [htc.job_status(c) for c in clusters]
+                    running.append(start_campaign(campaign, stamp, env, logs))
+                statuses = [htc.job_status(c) for r in running for c in r.clusters(htc)]
                 mine = _mine(controller, started)
-                live.update(_progress(elapsed, statuses, mine, config))
-                all_in = len(clusters) == len(BURSTS) and all(s.done for s in statuses)
-                if all_in and mine and all(i.state is InstanceState.GONE for i in mine):
+                live.update(_progress(elapsed, running, statuses, mine, config))
+                finished = len(running) == len(CAMPAIGNS) and all(
+                    r.process.poll() is not None for r in running
+                )
+                if finished and all(i.state is InstanceState.GONE for i in mine):
                     break
                 if elapsed > timeout:
                     console.print(f"[red]gave up after {timeout:.0f}s[/red]")
                     break
                 time.sleep(1)
     finally:
+        for run in running:
+            if run.process.poll() is None:
+                run.process.terminate()
         controller.stopping.set()
         daemon.join(timeout=30)
         controller.close()
-    return _summary(
-        console, config, controller, statuses, _mine(controller, started), submitted_at, started
+    submitted = [j.queued_at for s in statuses for j in s.jobs if j.queued_at]
+    code = _summary(
+        console,
+        config,
+        controller,
+        statuses,
+        _mine(controller, started),
+        min(submitted) if submitted else None,
+        started,
     )
+    return _campaigns(console, running) or code
+
+
+def _campaigns(console: Console, running: list[Running]) -> int:
+    """Each campaign's outcome: its DAG run, events, cross section and where the results are."""
+    table = Table(
+        "process",
+        "DAG run",
+        "events",
+        "jobs",
+        "cross section [pb]",
+        title="campaigns (mc_production)",
+    )
+    failed, folders = 0, []
+    for campaign in running:
+        ok = campaign.process.returncode == 0
+        failed += not ok
+        published = sorted((RESULTS / campaign.name).glob("*/summary.json"))
+        if not published:
+            table.add_row(campaign.campaign.process, "failed", "-", "-", "-")
+            folders.append(f"{campaign.name}: failed, see {campaign.log}")
+            continue
+        summary = json.loads(published[-1].read_text())
+        sigma = (
+            f"{summary['cross_section_mb'] * 1e9:.4g} "
+            f"+- {summary['cross_section_err_mb'] * 1e9:.2g}"
+        )
+        table.add_row(
+            campaign.campaign.process,
+            "success" if ok else "failed",
+            str(summary["events"]),
+            str(summary["jobs"]),
+            sigma,
+        )
+        folders.append(f"{campaign.name}: {published[-1].parent}")
+    console.print(table)
+    for line in folders:
+        console.print(f"  results {line}", highlight=False, soft_wrap=True)
+    return 1 if failed else 0
 
 
 def _mine(controller: Controller, since: float) -> list[Instance]:
@@ -132,12 +226,17 @@ def _mine(controller: Controller, since: float) -> list[Instance]:
 
 
 def _progress(
-    elapsed: float, statuses: list[ClusterStatus], mine: list[Instance], config: Config
+    elapsed: float,
+    running: list[Running],
+    statuses: list[ClusterStatus],
+    mine: list[Instance],
+    config: Config,
 ) -> Group:
     jobs: Counter[JobState] = Counter(j.state for s in statuses for j in s.jobs)
     head = (
-        f"t={elapsed:5.0f}s  jobs: idle {jobs[JobState.IDLE]}  running {jobs[JobState.RUNNING]}"
-        f"  done {jobs[JobState.COMPLETED]}  held {jobs[JobState.HELD]}"
+        f"t={elapsed:5.0f}s  campaigns {len(running)}/{len(CAMPAIGNS)}  "
+        f"jobs: idle {jobs[JobState.IDLE]}  running {jobs[JobState.RUNNING]}  "
+        f"done {jobs[JobState.COMPLETED]}  held {jobs[JobState.HELD]}"
     )
     table = Table("cloud", *[SHORT[s] for s in InstanceState], title=head)
     for cloud in config.clouds:
@@ -170,7 +269,7 @@ def _summary(
     controller: Controller,
     statuses: list[ClusterStatus],
     mine: list[Instance],
-    submitted_at: list[float],
+    first_submit: float | None,
     started: float,
 ) -> int:
     outcomes: list[JobOutcome] = [j for s in statuses for j in s.jobs]
@@ -181,7 +280,7 @@ def _summary(
         for at, a in controller.store.decisions(100000)
         if a.kind is ActionKind.CREATE and at >= started
     ]
-    reaction = min(creates) - submitted_at[0] if creates and submitted_at else None
+    reaction = min(creates) - first_submit if creates and first_submit else None
     jobs_on = Counter(instance_label(j.host.split("@", 1)[1]) for j in outcomes if j.host)
     table = Table(title="demo summary")
     table.add_column("figure")
@@ -206,4 +305,4 @@ def _summary(
             cloud.name, str(len(ours)), str(ran), f"{hours:.3f}", f"{cost:.4f} {currency}"
         )
     console.print(clouds)
-    return 0 if ok == len(outcomes) == sum(b.jobs for b in BURSTS) and not left else 1
+    return 0 if ok == len(outcomes) == sum(c.jobs for c in CAMPAIGNS) and not left else 1

@@ -300,15 +300,18 @@ class HTCondorPool:
 
     def find_cluster(self, attribute: str, value: str) -> int | None:
         """The newest cluster whose jobs carry `attribute == value`, queued or finished."""
-        constraint = f"{attribute} =?= {classad2.quote(value)}"
+        clusters = self.find_clusters(f"{attribute} =?= {classad2.quote(value)}")
+        return clusters[-1] if clusters else None
+
+    def find_clusters(self, constraint: str) -> list[int]:
+        """Ids of the clusters with a job matching `constraint`, queued or finished, ascending."""
         live = self._schedd_call(
             "schedd query", lambda s: s.query(constraint, projection=["ClusterId"])
         )
         ended = self._schedd_call(
-            "schedd history", lambda s: s.history(constraint, projection=["ClusterId"], match=50)
+            "schedd history", lambda s: s.history(constraint, projection=["ClusterId"])
         )
-        clusters = [int(ad["ClusterId"]) for ad in (*live, *ended)]
-        return max(clusters) if clusters else None
+        return sorted({int(ad["ClusterId"]) for ad in (*live, *ended)})
 
     def remove(self, cluster_id: int, reason: str = "removed by bursting") -> None:
         self._schedd_call(

@@ -42,6 +42,9 @@ def test_readme_demo_command_runs_the_workload(devpool: object) -> None:
     assert private and public, summary[-3000:]
     assert int(private.group(1)) >= 1 and int(public.group(1)) >= 1  # overflowed to public
     assert int(private.group(2)) + int(public.group(2)) == 200  # every job ran on a burst node
+    for process in ("zmumu", "ttbar", "dijet"):  # the physics campaigns, through Airflow
+        assert re.search(rf"│ {process}\s+│ success │", summary), summary[-3000:]
+    assert summary.count("results demo-") == 3
 
 
 def test_readme_test_command_is_what_ci_runs() -> None:
