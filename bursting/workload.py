@@ -1,6 +1,7 @@
-"""A stand-in CPU-bound job until the physics payload lands: a seeded Monte Carlo estimate of pi.
+"""A short, seeded CPU-bound job (a Monte Carlo estimate of pi) for exercising the pool quickly.
 
-Run by each demo job as ``python -m bursting.workload --samples N --seed S --output FILE``.
+``python -m bursting.workload --samples N --seed S --output FILE``; the backend tests queue many
+of these, where the physics payload would be slower than the test needs.
 """
 
 from __future__ import annotations
