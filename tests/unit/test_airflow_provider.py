@@ -121,6 +121,21 @@ def test_trigger_removes_the_cluster_past_its_deadline(monkeypatch: pytest.Monke
     assert event["status"] == "timeout" and pool.removed == 7
 
 
+def test_killing_the_deferred_task_removes_its_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bursting.airflow.hooks import htcondor
+    from bursting.config import PoolConfig
+
+    pool = FlakyPool(failures=0, final=DONE)
+    pool.config = PoolConfig()  # type: ignore[attr-defined]
+
+    async def fake_apool(cls: Any, conn_id: str) -> Any:
+        return pool
+
+    monkeypatch.setattr(htcondor.HTCondorHook, "apool", classmethod(fake_apool))
+    asyncio.run(HTCondorClusterTrigger(7).on_kill())
+    assert pool.removed == 7
+
+
 def test_failure_report_names_jobs_reasons_codes_and_stderr(tmp_path: Path) -> None:
     err = tmp_path / "err.1"
     err.write_text("".join(f"line {i}\n" for i in range(40)) + "Segfault in detector\n")

@@ -100,3 +100,12 @@ class HTCondorClusterTrigger(BaseTrigger):
                 )
                 return
             await asyncio.sleep(self.poll_interval)
+
+    async def on_kill(self) -> None:
+        """The user killed the deferred task (mark failed, clear): remove its cluster. Not called
+        on triggerer restarts or redistribution, so running work survives those."""
+        pool = await HTCondorHook.apool(self.htcondor_conn_id)
+        await asyncio.wait_for(
+            asyncio.to_thread(pool.remove, self.cluster_id, "Airflow task was killed"),
+            timeout=pool.config.timeout_seconds + 5,
+        )
