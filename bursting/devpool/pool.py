@@ -29,6 +29,7 @@ from bursting.devpool.layout import (
     clean_env,
     detect,
     is_built,
+    is_mounted,
     mount_system,
     mounts_under,
     processes_in,
@@ -144,17 +145,25 @@ class DevPool:
         self.log(f"personal pool up: collector {cc.COLLECTOR}, token {self.token_file}")
 
     def _share(self, shared_dirs: list[Path]) -> None:
-        """Make more host directories visible to jobs of a running pool (a new clone, say)."""
+        """Make host directories visible to jobs of a running pool (a new clone, say), and
+        re-bind any whose host directory was deleted and made anew since it was mounted."""
+        if self.layout.native:
+            return
         state = self._state()
         known = {Path(p) for p in state.get("shared", [])}  # type: ignore[attr-defined]
-        added = [d for d in shared_dirs if not any(d.is_relative_to(k) for k in known)]
-        if not added or self.layout.native:
-            return
-        for directory in added:
-            bind(directory, self.layout.path(str(directory)))
-        state["shared"] = [str(p) for p in _outermost(known | set(added))]
-        self._save(state)
-        self.log(f"now shared with jobs: {', '.join(map(str, added))}")
+        fixed = []
+        for directory in sorted(shared_dirs, key=lambda d: len(d.parts)):
+            target = self.layout.path(str(directory))
+            if _same_directory(directory, target):
+                continue
+            if is_mounted(target):
+                run(["umount", "--lazy", str(target)])  # a stale view of a deleted directory
+            bind(directory, target)
+            fixed.append(directory)
+        if fixed:
+            state["shared"] = [str(p) for p in _outermost(known | set(fixed))]
+            self._save(state)
+            self.log(f"now shared with jobs: {', '.join(map(str, fixed))}")
 
     def _prepare_root(self, shared_dirs: list[Path]) -> None:
         layout = self.layout
@@ -426,6 +435,13 @@ class DevPool:
             if self.layout.native
             else [str(m) for m in mounts_under(self.layout.root)],
         }
+
+
+def _same_directory(host: Path, inside: Path) -> bool:
+    try:
+        return os.path.samestat(os.stat(host), os.stat(inside))
+    except OSError:
+        return False
 
 
 def _pids_with_config(config_path: str) -> list[int]:
