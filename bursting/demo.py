@@ -114,7 +114,7 @@ def start_campaign(campaign: Campaign, stamp: int, env: dict[str, str], logs: Pa
     return Running(campaign, name, process, log)
 
 
-def run_demo(config_path: Path = DEMO_CONFIG, timeout: float = 290.0) -> int:
+def run_demo(config_path: Path = DEMO_CONFIG, timeout: float = 600.0) -> int:
     console = Console()
     config = load_config(config_path)
     devpool = DevPool(log=lambda m: console.print(f"[dim]{m}[/dim]"))

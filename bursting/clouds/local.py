@@ -158,10 +158,18 @@ class LocalCloudProvider:
             return _public(self.name, record)
 
     def delete(self, instance_id: str) -> None:
+        """Like a real cloud: DELETING at once, gone once the node is stopped. The node is
+        stopped outside the records lock so listings stay fast; a crash in between leaves a
+        DELETING record, and deleting again finishes the job."""
         with self._records() as records:
-            record = records.pop(instance_id, None)
-            if record is not None and record.node:
-                self.devpool.kill_node(instance_id)  # a deleted VM takes its jobs with it
+            record = records.get(instance_id)
+            if record is None:
+                return
+            record.status = CloudStatus.DELETING.value
+        if record.node:
+            self.devpool.kill_node(instance_id)  # a deleted VM takes its jobs with it
+        with self._records() as records:
+            records.pop(instance_id, None)
 
     def flavors(self) -> tuple[Flavor, ...]:
         return tuple(self._flavors.values())
