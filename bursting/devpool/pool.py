@@ -153,17 +153,23 @@ class DevPool:
         known = {Path(p) for p in state.get("shared", [])}  # type: ignore[attr-defined]
         fixed = []
         for directory in sorted(shared_dirs, key=lambda d: len(d.parts)):
-            target = self.layout.path(str(directory))
-            if _same_directory(directory, target):
-                continue
-            if is_mounted(target):
-                run(["umount", "--lazy", str(target)])  # a stale view of a deleted directory
-            bind(directory, target)
-            fixed.append(directory)
+            if self._bind_fresh(directory):
+                fixed.append(directory)
         if fixed:
             state["shared"] = [str(p) for p in _outermost(known | set(fixed))]
             self._save(state)
             self.log(f"now shared with jobs: {', '.join(map(str, fixed))}")
+
+    def _bind_fresh(self, directory: Path) -> bool:
+        """Bind-mount a host directory at the same path inside the image unless it already shows
+        that very directory; a mount left from a deleted directory is replaced. True if bound."""
+        target = self.layout.path(str(directory))
+        if _same_directory(directory, target):
+            return False
+        if is_mounted(target):
+            run(["umount", "--lazy", str(target)])  # a stale view of a deleted directory
+        bind(directory, target)
+        return True
 
     def _prepare_root(self, shared_dirs: list[Path]) -> None:
         layout = self.layout
@@ -171,8 +177,8 @@ class DevPool:
         SCRATCH.chmod(0o1777)
         if not layout.native:
             mount_system(layout)
-            for directory in shared_dirs:
-                bind(directory, layout.path(str(directory)))
+            for directory in sorted(shared_dirs, key=lambda d: len(d.parts)):
+                self._bind_fresh(directory)
             hosts = layout.path("/etc/hosts")
             entry = f"127.0.0.1 {socket.gethostname()}"
             if entry not in hosts.read_text().splitlines():
