@@ -51,10 +51,6 @@ class Transition:
     action: ActionKind | None = None
     failed: bool = False  # a failed boot: its cloud/flavor backs off
 
-    @property
-    def changed(self) -> bool:
-        return self.action is not None
-
 
 def _move(instance: Instance, state: S, now: float, reason: str) -> Instance:
     if state is instance.state:

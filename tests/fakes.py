@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from bursting.clock import FakeClock
 from bursting.errors import CloudUnavailable, PoolUnavailable, QuotaExceeded
@@ -263,7 +263,3 @@ class FakeCloud:
                 self.pool.workers[vm.spec.id] = FakeWorker(
                     vm.spec.id, flavor.cpus, flavor.memory_mb
                 )
-
-
-def replace_flavor(flavor: Flavor, **changes: object) -> Flavor:
-    return replace(flavor, **changes)  # type: ignore[arg-type]

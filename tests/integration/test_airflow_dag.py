@@ -86,6 +86,13 @@ def test_bad_params_fail_before_anything_is_submitted(
     assert htcondor.snapshot().idle_jobs == before
 
 
+@pytest.fixture
+def pool_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default htcondor connection, pointing at the personal pool, for in-process tasks."""
+    connection = {"conn_type": "htcondor", "host": "127.0.0.1", "port": 9618}
+    monkeypatch.setenv("AIRFLOW_CONN_HTCONDOR_DEFAULT", json.dumps(connection))
+
+
 class FakeTI:
     dag_id, task_id, run_id, map_index = "dag", "task", "run-1", -1
     stats_tags: dict[str, str] = {}  # noqa: RUF012 - read only
@@ -110,12 +117,8 @@ def test_a_retried_task_does_not_submit_twice(
     nodes: list[str],
     job_dir: Path,
     htcondor: HTCondorPool,
-    monkeypatch: pytest.MonkeyPatch,
+    pool_connection: None,
 ) -> None:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_HTCONDOR_DEFAULT",
-        json.dumps({"conn_type": "htcondor", "host": "127.0.0.1", "port": 9618}),
-    )
     ti = FakeTI()
     ti.run_id = f"run-{job_dir.name}"
     op = operator(
@@ -134,14 +137,10 @@ def test_a_retried_task_does_not_submit_twice(
 
 
 def test_failed_jobs_fail_the_task_with_ids_codes_and_stderr(
-    devpool: Any, nodes: list[str], job_dir: Path, monkeypatch: pytest.MonkeyPatch
+    devpool: Any, nodes: list[str], job_dir: Path, pool_connection: None
 ) -> None:
     from airflow.sdk.exceptions import AirflowException
 
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_HTCONDOR_DEFAULT",
-        json.dumps({"conn_type": "htcondor", "host": "127.0.0.1", "port": 9618}),
-    )
     ti = FakeTI()
     ti.run_id = f"fail-{job_dir.name}"
     op = operator(
