@@ -195,3 +195,138 @@ def test_bad_params_fail_at_once_naming_the_param(
     with pytest.raises(CampaignError, match=named.replace("(", r"\(").replace(")", r"\)")):
         plan_split({**PARAMS, **change}, "run", tmp_path)
     assert not any(tmp_path.iterdir())  # nothing was started or written
+
+
+# ----- no double submit: a lost answer is looked up by the task's key before any resubmit -----
+
+
+class LossyPool:
+    """A schedd stand-in: clusters are job ads matched by real ClassAd constraints. `lose` lists,
+    per submit call, what happens: "landed" (queued, then the answer is lost), "unsent" (refused
+    before anything reached the schedd) or "ok"; `blind_lookups` lookups fail before one answers."""
+
+    def __init__(self, lose: list[str], blind_lookups: int = 0) -> None:
+        from bursting.config import PoolConfig
+
+        self.config = PoolConfig(timeout_seconds=0.01)
+        self.lose = lose
+        self.blind_lookups = blind_lookups
+        self.ads: dict[int, Any] = {}
+        self.submits = 0
+        self.lookups = 0
+        self.next_id = 100
+
+    def _queue(self, attributes: dict[str, str]) -> int:
+        import classad2
+
+        self.next_id += 1
+        self.ads[self.next_id] = classad2.ClassAd({"ClusterId": self.next_id, **attributes})
+        return self.next_id
+
+    def submit(self, description: str, items: Any = None, attributes: Any = None) -> int:
+        self.submits += 1
+        fate = self.lose.pop(0) if self.lose else "ok"
+        if fate == "unsent":
+            raise PoolUnavailable("submit: Failed to connect to schedd")
+        cluster = self._queue(dict(attributes or {}))
+        if fate == "landed":
+            raise PoolUnavailable("submit: no answer within 20s")
+        return cluster
+
+    def find_clusters(self, constraint: str) -> list[int]:
+        import classad2
+
+        self.lookups += 1
+        if self.submits and self.blind_lookups:  # the schedd goes away after the first submit
+            self.blind_lookups -= 1
+            raise PoolUnavailable("schedd query: Failed to connect")
+        expr = classad2.ExprTree(constraint)
+        return sorted(c for c, ad in self.ads.items() if expr.eval(ad) is True)
+
+    def find_cluster(self, attribute: str, value: str) -> int | None:
+        import classad2
+
+        clusters = self.find_clusters(f"{attribute} =?= {classad2.quote(value)}")
+        return clusters[-1] if clusters else None
+
+    def job_status(self, cluster_id: int) -> ClusterStatus:
+        """Every job exited 1: a retry must submit afresh."""
+        return ClusterStatus(cluster_id, (JobOutcome(f"{cluster_id}.0", JobState.COMPLETED, 1),))
+
+
+class StandInHook:
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    def get_conn(self) -> Any:
+        return self.pool
+
+
+class FakeTI:
+    dag_id, task_id, run_id, map_index = "dag", "gen", "run-1", -1
+    stats_tags: dict[str, str] = {}  # noqa: RUF012 - read only
+
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+def submit_operator(pool: Any) -> Any:
+    from tenacity import wait_none
+
+    from bursting.airflow.operators.submit import HTCondorSubmitOperator
+
+    op = HTCondorSubmitOperator(
+        task_id="gen", submit_description="executable = /bin/true\n", unreachable_timeout=5
+    )
+    op.retry_wait = wait_none()
+    op._hook = StandInHook(pool)
+    return op
+
+
+KEY = 'BurstingTaskKey =?= "dag/gen/run-1/-1"'
+
+
+def test_a_submit_whose_answer_was_lost_is_adopted_not_made_twice() -> None:
+    pool = LossyPool(lose=["landed"])
+    ti = FakeTI()
+    cluster = submit_operator(pool)._reuse_or_submit({"ti": ti})
+    assert pool.find_clusters(KEY) == [cluster]  # exactly one cluster carries the key
+    assert pool.submits == 1
+    assert ti.xcom["cluster_id"] == cluster
+
+
+def test_a_submit_that_never_landed_is_made_again_after_the_lookup() -> None:
+    pool = LossyPool(lose=["unsent", "unsent"])
+    cluster = submit_operator(pool)._reuse_or_submit({"ti": FakeTI()})
+    assert pool.find_clusters(KEY) == [cluster]
+    assert pool.submits == 3
+
+
+def test_no_resubmit_until_a_lookup_has_answered() -> None:
+    pool = LossyPool(lose=["landed"], blind_lookups=3)
+    lookups_before_submit: list[int] = []
+    real_submit = pool.submit
+
+    def watched(*args: Any) -> int:
+        lookups_before_submit.append(pool.lookups)
+        return real_submit(*args)
+
+    pool.submit = watched  # type: ignore[method-assign]
+    cluster = submit_operator(pool)._reuse_or_submit({"ti": FakeTI()})
+    lookups = pool.lookups
+    assert pool.find_clusters(KEY) == [cluster]
+    assert lookups_before_submit == [1]  # the key lookup of the try; never a second submit
+    assert lookups == 1 + 3 + 1  # three blind lookups were retried, then one answered
+
+
+def test_the_lost_submit_is_told_apart_from_an_earlier_tries_failed_cluster() -> None:
+    pool = LossyPool(lose=["ok", "landed"])
+    ti = FakeTI()
+    earlier = submit_operator(pool)._reuse_or_submit({"ti": ti})  # first try; its jobs fail
+    retry = submit_operator(pool)._reuse_or_submit({"ti": ti})  # second try; answer lost
+    assert retry != earlier
+    assert pool.find_clusters(KEY) == [earlier, retry]
+    assert pool.submits == 2

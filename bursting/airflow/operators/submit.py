@@ -3,7 +3,9 @@
 A retried task never submits its jobs twice: every cluster carries the task instance's key
 (`BurstingTaskKey`, dag/task/run/map index), and the cluster id is also kept in Airflow's
 task_state_store (ResumableJobMixin). A retry reconnects to a cluster still running, returns at
-once for one that succeeded, and submits afresh only after a failed one.
+once for one that succeeded, and submits afresh only after a failed one. A submit whose answer was
+lost (timeout, dropped connection) is never simply repeated: the queue and history are first
+searched for a cluster with this key that is newer than any earlier try's, and that one is adopted.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+import classad2
 from airflow.sdk import BaseOperator, Context, ResumableJobMixin
 from airflow.sdk.exceptions import AirflowException
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -47,6 +50,7 @@ class HTCondorSubmitOperator(ResumableJobMixin, BaseOperator):
     template_ext: Sequence[str] = (".sub",)
     ui_color = "#c8e6ff"
     external_id_key = "htcondor_cluster_id"
+    retry_wait: Any = wait_exponential(multiplier=2, max=30)  # between attempts at one call
 
     def __init__(
         self,
@@ -67,10 +71,15 @@ class HTCondorSubmitOperator(ResumableJobMixin, BaseOperator):
         self.poll_interval = poll_interval
         self.unreachable_timeout = unreachable_timeout
         self._cluster_id: int | None = None
+        self._newest_seen: int | None = None  # the newest cluster of an earlier try, if any
+        self._hook: HTCondorHook | None = None
 
     @property
     def htcondor(self) -> HTCondorPool:
-        return HTCondorHook(self.htcondor_conn_id).get_conn()
+        """One hook, hence one pool client, per operator run."""
+        if self._hook is None:
+            self._hook = HTCondorHook(self.htcondor_conn_id)
+        return self._hook.get_conn()
 
     # ----- entry points -----
     def execute(self, context: Context) -> Any:
@@ -119,6 +128,7 @@ class HTCondorSubmitOperator(ResumableJobMixin, BaseOperator):
         its key in the queue or the history), else a fresh submission."""
         key = task_key(context)
         previous = self._call(lambda: self.htcondor.find_cluster(TASK_KEY_ATTRIBUTE, key))
+        self._newest_seen = previous
         if previous is not None:
             state = self.get_job_status(previous, context)
             if state in (ACTIVE, SUCCEEDED):
@@ -143,7 +153,7 @@ class HTCondorSubmitOperator(ResumableJobMixin, BaseOperator):
         """A blip in reaching the schedd is retried with backoff before the task fails."""
         return retry(
             retry=retry_if_exception_type(PoolUnavailable),
-            wait=wait_exponential(multiplier=2, max=30),
+            wait=self.retry_wait,
             stop=stop_after_delay(self.unreachable_timeout),
             reraise=True,
         )(call)()
@@ -153,18 +163,54 @@ class HTCondorSubmitOperator(ResumableJobMixin, BaseOperator):
         return self._cluster_for(context)[0]
 
     def _submit(self, context: Context) -> int:
+        """Submit once. After a lost answer the next attempt first looks for the cluster by its
+        key and adopts it if it landed; the raw submit is repeated only when that lookup answered
+        and found nothing. Attempts share the one backoff of `_call`."""
         items = [{k: str(v) for k, v in item.items()} for item in self.itemdata or []] or None
         key = task_key(context)
-        cluster = self._call(
-            lambda: self.htcondor.submit(self.submit_description, items, {TASK_KEY_ATTRIBUTE: key})
-        )
+        lost = False
+
+        def attempt() -> int:
+            nonlocal lost
+            if lost:
+                landed = self._landed(key)  # cannot look: PoolUnavailable, retried, no submit
+                if landed is not None:
+                    self.log.info("the lost submit did land as cluster %s; adopting it", landed)
+                    return landed
+                lost = False
+                self.log.info("no cluster landed for %s; submitting again", key)
+            try:
+                return int(
+                    self.htcondor.submit(self.submit_description, items, {TASK_KEY_ATTRIBUTE: key})
+                )
+            except PoolUnavailable as exc:
+                lost = True
+                self.log.warning("submit for %s got no answer (%s); looking for it next", key, exc)
+                raise
+
+        cluster: int = self._call(attempt)
         self.log.info(
-            "submitted cluster %s (%s job(s)) for %s",
+            "cluster %s (%s job(s)) for %s",
             cluster,
             len(items) if items else "the description's",
             key,
         )
-        return int(cluster)
+        return cluster
+
+    def _landed(self, key: str) -> int | None:
+        """A cluster with this key newer than any earlier try's: the lost submit, if it landed.
+        Looked for twice, the second time after the pool's call timeout, so that a submit still
+        in flight when its answer was given up on has committed or been abandoned."""
+        older = self._newest_seen
+        constraint = f"{TASK_KEY_ATTRIBUTE} =?= {classad2.quote(key)}"
+        for look in range(2):
+            if look:
+                time.sleep(self.htcondor.config.timeout_seconds)
+            clusters = self.htcondor.find_clusters(constraint)
+            newer = [c for c in clusters if older is None or c > older]
+            if newer:
+                return int(newer[-1])
+        return None
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         return state_of(self._call(lambda: self.htcondor.job_status(int(external_id))))
