@@ -43,6 +43,9 @@ class Observation:
     worker: Worker | None
     busy_elsewhere: bool = False  # the schedd reports jobs running on it (collector may lag)
     drain_wanted: bool = False  # scale-down picked it
+    # False right after a collector or schedd restart: a worker not seen may simply not have
+    # advertised yet, so its absence counts for nothing (see bursting/policy/absence.py).
+    absence_trusted: bool = True
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ def _joining(i: Instance, o: Observation, now: float, t: Timeouts) -> Transition
         return _delete_failed(i, now, f"failed after boot: {o.seen.fault or 'ERROR'}")
     if o.pool_known and _present(o):
         return _running(_move(i, S.RUNNING, now, "its startd joined the pool"), o, now, t)
-    if o.pool_known and _age(i, now) > t.join:
+    if o.pool_known and o.absence_trusted and _age(i, now) > t.join:
         return _delete_failed(i, now, f"never joined the pool within {t.join:.0f}s")
     return Transition(i)
 
@@ -135,6 +138,8 @@ def _running(i: Instance, o: Observation, now: float, t: Timeouts) -> Transition
         return Transition(_move(i, S.FAILED, now, "the cloud reports ERROR"), ActionKind.DELETE)
     if not o.pool_known:
         return Transition(i)  # never act on missing data
+    if not _present(o) and not o.absence_trusted:
+        return Transition(i)  # not heard from since a restart is not missing
     if not _present(o):
         missing = i.worker_missing + 1
         if missing >= t.missing_cycles:
@@ -149,7 +154,7 @@ def _running(i: Instance, o: Observation, now: float, t: Timeouts) -> Transition
     current = i if unchanged else replace(i, worker_missing=0, idle_since=idle_since)
     if o.worker is not None and o.worker.draining:
         return Transition(_move(current, S.DRAINING, now, "draining (started elsewhere)"))
-    if o.drain_wanted and not busy:
+    if o.drain_wanted and not busy and o.absence_trusted:  # "idle" may be a lagging schedd
         return Transition(_move(current, S.DRAINING, now, "idle and not needed"), ActionKind.DRAIN)
     return Transition(current)
 
@@ -157,7 +162,7 @@ def _running(i: Instance, o: Observation, now: float, t: Timeouts) -> Transition
 def _draining(i: Instance, o: Observation, now: float, t: Timeouts) -> Transition:
     if o.cloud_known and o.seen is None:
         return _cloud_gone(i, o, now, t)
-    if not o.pool_known:
+    if not o.pool_known or (not _present(o) and not o.absence_trusted):
         return Transition(i)
     if not _present(o):
         missing = i.worker_missing + 1

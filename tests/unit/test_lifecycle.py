@@ -1,4 +1,5 @@
-"""The instance lifecycle as a full matrix of state x cloud view x pool view x intent x age."""
+"""The instance lifecycle as a full matrix of state x cloud view x pool view x intent x age x
+whether absence from the pool is evidence (not right after a collector or schedd restart)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def instance(state: S, age: float, missing: int = 0) -> Instance:
     )
 
 
-def observe(cloud: str, pool: str, drain: bool) -> Observation:
+def observe(cloud: str, pool: str, drain: bool, trusted: bool = True) -> Observation:
     seen = None
     if cloud not in ("unknown", "absent"):
         seen = CloudInstance("i-1", "private", "p.4c", CloudStatus(cloud), NOW - 100, "pool")
@@ -59,6 +60,7 @@ def observe(cloud: str, pool: str, drain: bool) -> Observation:
         worker=worker,
         busy_elsewhere=pool == "busy-per-schedd",
         drain_wanted=drain,
+        absence_trusted=trusted,
     )
 
 
@@ -72,15 +74,18 @@ def reachable(start: S) -> set[S]:
     return found
 
 
-MATRIX = list(itertools.product(S, CLOUD_VIEWS, POOL_VIEWS, (False, True), AGES))
+MISSED = (0, LIMITS.missing_cycles - 1)  # cycles the worker was already missed
+MATRIX = list(
+    itertools.product(S, CLOUD_VIEWS, POOL_VIEWS, (False, True), AGES, (True, False), MISSED)
+)
 
 
-@pytest.mark.parametrize(("state", "cloud", "pool", "drain", "age"), MATRIX)
+@pytest.mark.parametrize(("state", "cloud", "pool", "drain", "age", "trusted", "missed"), MATRIX)
 def test_every_cell_obeys_the_invariants(
-    state: S, cloud: str, pool: str, drain: bool, age: str
+    state: S, cloud: str, pool: str, drain: bool, age: str, trusted: bool, missed: int
 ) -> None:
-    before = instance(state, AGES[age])
-    step = next_state(before, observe(cloud, pool, drain), NOW, LIMITS)
+    before = instance(state, AGES[age], missing=missed)
+    step = next_state(before, observe(cloud, pool, drain, trusted), NOW, LIMITS)
     after = step.instance
     assert after.state in reachable(state), "only legal transitions"
     if state is S.GONE:
@@ -99,6 +104,12 @@ def test_every_cell_obeys_the_invariants(
         assert state is S.REQUESTED and cloud == "absent"
     if step.failed:
         assert after.state is S.FAILED and step.action is ActionKind.DELETE
+    if not trusted and cloud in ("BUILD", "ACTIVE") and pool in ("absent", "unknown"):
+        assert after.worker_missing <= before.worker_missing, "unheard-of is not missing"
+        if state in (S.JOINING, S.RUNNING, S.DRAINING):
+            assert (after.state, step.action) == (state, None), "no move on untrusted absence"
+    if not trusted and state is S.RUNNING:
+        assert step.action is not ActionKind.DRAIN, "no drain while the schedd may lag"
 
 
 EXPECTED = [
@@ -127,6 +138,51 @@ EXPECTED = [
     (S.DELETING, "unknown", "absent", False, "fresh", S.DELETING, None),
     (S.FAILED, "absent", "unknown", False, "fresh", S.GONE, None),
 ]
+
+
+# Right after a collector or schedd restart (absence not trusted), with the worker already
+# missed once less than the limit: what would have been deleted stays.
+EXPECTED_UNTRUSTED = [
+    (S.JOINING, "ACTIVE", "absent", False, "expired", S.JOINING, None),
+    (S.JOINING, "ACTIVE", "idle", False, "expired", S.RUNNING, None),
+    (S.RUNNING, "ACTIVE", "absent", False, "fresh", S.RUNNING, None),
+    (S.RUNNING, "ACTIVE", "absent", True, "expired", S.RUNNING, None),
+    (S.RUNNING, "ACTIVE", "idle", True, "fresh", S.RUNNING, None),
+    (S.RUNNING, "ACTIVE", "busy-per-schedd", False, "fresh", S.RUNNING, None),
+    (S.RUNNING, "ACTIVE", "draining", False, "fresh", S.DRAINING, None),
+    (S.RUNNING, "absent", "absent", False, "fresh", S.GONE, None),  # the cloud's word stands
+    (S.RUNNING, "ERROR", "absent", False, "fresh", S.FAILED, ActionKind.DELETE),
+    (S.DRAINING, "ACTIVE", "absent", False, "fresh", S.DRAINING, None),
+    (S.DRAINING, "ACTIVE", "draining", False, "expired", S.DELETING, ActionKind.DELETE),
+    (S.BOOTING, "BUILD", "absent", False, "expired", S.FAILED, ActionKind.DELETE),
+]
+
+
+@pytest.mark.parametrize(
+    ("state", "cloud", "pool", "drain", "age", "to", "action"), EXPECTED_UNTRUSTED
+)
+def test_named_cells_when_absence_is_not_evidence(
+    state: S, cloud: str, pool: str, drain: bool, age: str, to: S, action: ActionKind | None
+) -> None:
+    before = instance(state, AGES[age], missing=LIMITS.missing_cycles - 1)
+    step = next_state(before, observe(cloud, pool, drain, trusted=False), NOW, LIMITS)
+    assert (step.instance.state, step.action) == (to, action)
+    trusted = next_state(before, observe(cloud, pool, drain, trusted=True), NOW, LIMITS)
+    if pool == "absent" and state in (S.RUNNING, S.DRAINING) and cloud == "ACTIVE":
+        assert trusted.action is ActionKind.DELETE, "the same cell, trusted, deletes"
+
+
+def test_untrusted_absence_across_many_cycles_never_deletes() -> None:
+    current = instance(S.RUNNING, 10)
+    for cycle in range(10 * LIMITS.missing_cycles):
+        step = next_state(
+            current, observe("ACTIVE", "absent", False, trusted=False), NOW + cycle, LIMITS
+        )
+        assert (step.instance.state, step.action) == (S.RUNNING, None)
+        assert step.instance.worker_missing == 0
+        current = step.instance
+    back = next_state(current, observe("ACTIVE", "idle", False), NOW + 100, LIMITS)
+    assert back.instance.state is S.RUNNING and back.action is None
 
 
 @pytest.mark.parametrize(("state", "cloud", "pool", "drain", "age", "to", "action"), EXPECTED)
