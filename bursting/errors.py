@@ -40,6 +40,10 @@ class ConfigError(PermanentError):
         self.problems = problems
 
 
+class AuthError(PermanentError):
+    """A daemon refused our credentials (a corrupted, revoked or foreign token); never logs it."""
+
+
 class SubmitError(PermanentError):
     """A submit description or its item data was rejected before anything was queued."""
 

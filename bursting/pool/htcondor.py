@@ -7,7 +7,11 @@ the token directory and never pass through our logs.
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import logging
+import shutil
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -19,7 +23,7 @@ import classad2
 import htcondor2
 
 from bursting.config import PoolConfig
-from bursting.errors import PoolUnavailable, SubmitError
+from bursting.errors import AuthError, PoolUnavailable, SubmitError
 from bursting.model import (
     ClusterStatus,
     Demand,
@@ -126,10 +130,55 @@ def _one_line(error: BaseException) -> str:
     return text[:300] or type(error).__name__
 
 
+_KEYRING_LOCK = threading.Lock()
+_keyring: Path | None = None
+
+
+def _process_keyring() -> Path:
+    """The process's one token directory, configured once (the bindings read the token
+    directory only from process-wide config, and schedd calls take no per-call security)."""
+    global _keyring
+    if _keyring is None:
+        directory = Path(tempfile.mkdtemp(prefix="bursting-keyring-"))
+        directory.chmod(0o700)
+        atexit.register(shutil.rmtree, directory, True)
+        htcondor2.param["SEC_TOKEN_DIRECTORY"] = str(directory)
+        htcondor2.param["SEC_CLIENT_AUTHENTICATION_METHODS"] = "IDTOKENS"
+        _keyring = directory
+    return _keyring
+
+
 def configure_client(token_dir: Path) -> None:
-    """Point the bindings at our token directory; no HTCondor config file is needed on the host."""
-    htcondor2.param["SEC_TOKEN_DIRECTORY"] = str(token_dir)
-    htcondor2.param["SEC_CLIENT_AUTHENTICATION_METHODS"] = "IDTOKENS"
+    """Make the tokens in `token_dir` available to the bindings beside every other pool's.
+
+    Each token file is linked (not copied: a re-minted token is seen) into the process keyring.
+    HTCondor's IDTOKENS client offers a daemon only tokens issued by that daemon's trust domain,
+    so each pool authenticates with its own token; no pool changes a process-wide parameter.
+    """
+    with _KEYRING_LOCK:
+        keyring = _process_keyring()
+        try:
+            sources = sorted(p for p in token_dir.iterdir() if p.is_file())
+        except OSError:
+            return  # no tokens (yet): reads still work, writes are refused by the schedd
+        tag = hashlib.sha256(str(token_dir.resolve()).encode()).hexdigest()[:12]
+        for source in sources:
+            link = keyring / f"{tag}-{source.name}"
+            if not link.is_symlink():
+                link.symlink_to(source.resolve())
+
+
+def _first_token(token_dir: Path) -> str | None:
+    """The token the bindings would offer from `token_dir` (the first file by name)."""
+    try:
+        files = sorted(p for p in token_dir.iterdir() if p.is_file())
+    except OSError:
+        return None
+    for file in files:
+        text = file.read_text(errors="replace").strip()
+        if text:
+            return text
+    return None
 
 
 def probe_pool(collector: str, timeout: float = 5.0) -> str | None:
@@ -150,10 +199,15 @@ def probe_pool(collector: str, timeout: float = 5.0) -> str | None:
 class HTCondorPool:
     """BatchPool over one collector and one schedd."""
 
-    def __init__(self, config: PoolConfig) -> None:
+    def __init__(self, config: PoolConfig, token: str | None = None) -> None:
+        """`token`: this pool's IDTOKEN by value, used where the bindings take one per call
+        (the authenticated ping); else the first token in `config.token_dir`."""
         self.config = config
-        configure_client(config.token_dir)
+        self._token = token
+        with _KEYRING_LOCK:
+            _process_keyring()  # process-wide settings, once; this pool's tokens join on first use
         self._schedd_ad: classad2.ClassAd | None = None
+        self._tokens_linked = False
 
     @classmethod
     def for_devpool(cls, token_dir: Path) -> HTCondorPool:
@@ -161,16 +215,24 @@ class HTCondorPool:
 
     # ----- connections -----
     def _collector(self) -> htcondor2.Collector:
+        self._link_tokens()  # a collector query precedes every startd command (drain)
         return htcondor2.Collector(self.config.collector)
+
+    def _link_tokens(self) -> None:
+        if not self._tokens_linked:
+            configure_client(self.config.token_dir)
+            self._tokens_linked = True
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         return _with_timeout(what, self.config.timeout_seconds, call)
 
-    def _schedd(self) -> htcondor2.Schedd:
+    def _schedd(self, link_tokens: bool = True) -> htcondor2.Schedd:
+        """The schedd; its lookup also links this pool's tokens into the process keyring
+        (except for `authenticate`, so a token the schedd refuses never joins it)."""
         if self._schedd_ad is None:
             ads = self._call(
                 f"collector {self.config.collector}",
-                lambda: self._collector().query(htcondor2.AdType.Schedd),
+                lambda: htcondor2.Collector(self.config.collector).query(htcondor2.AdType.Schedd),
             )
             wanted = self.config.schedd
             matching = [ad for ad in ads if wanted is None or ad.get("Name") == wanted]
@@ -186,7 +248,37 @@ class HTCondorPool:
                     + ", ".join(str(ad.get("Name")) for ad in matching)
                 )
             self._schedd_ad = matching[0]
+            self._tokens_linked = False  # (re)link on each lookup: token files may be new
+        if link_tokens:
+            self._link_tokens()
         return htcondor2.Schedd(self._schedd_ad)
+
+    def authenticate(self, authz: str = "WRITE") -> str:
+        """Prove the schedd accepts this pool's token for `authz` (reading the queue needs no
+        login, so only this shows a refused token); returns the identity it maps the token to.
+        The token goes by value in a SecurityContext, so no cached session can answer for it."""
+        token = self._token or _first_token(self.config.token_dir)
+        if token is None:
+            raise AuthError(f"no IDTOKEN given and none in {self.config.token_dir}")
+        self._schedd(link_tokens=False)  # looks up and caches the schedd's ad
+        schedd_ad = self._schedd_ad
+        name = schedd_ad.get("Name") if schedd_ad is not None else "?"
+        what = f"authenticate to schedd {name}"
+        # An unauthenticated READ ping first: if it answers, a failed WRITE is the token's fault.
+        self._call(what, lambda: htcondor2.ping(schedd_ad, "READ"))
+        security = htcondor2.SecurityContext(token=token)
+        try:
+            answer = self._call(what, lambda: htcondor2.ping(schedd_ad, authz, security))
+        except PoolUnavailable as exc:
+            if "no answer within" in str(exc):
+                raise
+            raise AuthError(
+                f"schedd {name} refused the token for {authz}: authentication failed "
+                "(token corrupted, revoked, or signed by another pool's key)"
+            ) from None
+        if answer.get("AuthorizationSucceeded") is not True:
+            raise AuthError(f"schedd {name} does not authorize {authz} for this token's identity")
+        return str(answer.get("MyRemoteUserName", "?"))
 
     def _schedd_call(
         self, what: str, call: Callable[[htcondor2.Schedd], T], retry: bool = True

@@ -2,7 +2,8 @@
 
 Connection: host and port of the collector, the schedd name and a timeout as extra fields, and
 the IDTOKEN in the password field. The token is written to a private 0600 file for the bindings
-and never logged. Without a token, the default token directory is used.
+(which offer each daemon only tokens of its own trust domain, so several pools can share a
+process) and never logged. Without a token, the default token directory is used.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from airflow.sdk import BaseHook, Connection
 
 from bursting.config import PoolConfig
+from bursting.errors import AuthError, PoolUnavailable
 from bursting.pool.htcondor import HTCondorPool
 
 DEFAULT_PORT = 9618
@@ -52,6 +54,10 @@ def pool_config(connection: Connection) -> PoolConfig:
     return PoolConfig(**values)
 
 
+def pool_from(connection: Connection) -> HTCondorPool:
+    return HTCondorPool(pool_config(connection), token=(connection.password or "").strip() or None)
+
+
 class HTCondorHook(BaseHook):
     """Talk to an HTCondor pool through the project's backend (one client, not two)."""
 
@@ -66,19 +72,24 @@ class HTCondorHook(BaseHook):
         self._pool: HTCondorPool | None = None
 
     def get_conn(self) -> HTCondorPool:
+        """The pool client, built once per hook."""
         if self._pool is None:
-            self._pool = HTCondorPool(pool_config(self.get_connection(self.htcondor_conn_id)))
+            self._pool = pool_from(self.get_connection(self.htcondor_conn_id))
         return self._pool
 
     @classmethod
     async def apool(cls, conn_id: str) -> HTCondorPool:
         """For triggers: the connection is fetched without blocking the event loop."""
-        connection = await cls.aget_connection(conn_id)
-        return HTCondorPool(pool_config(connection))
+        return pool_from(await cls.aget_connection(conn_id))
 
     def test_connection(self) -> tuple[bool, str]:
+        """The UI's "Test": an authenticated ping of the schedd with the connection's token, as
+        reading the queue needs no login and would pass with a token the schedd refuses."""
         try:
-            snapshot = self.get_conn().snapshot()
-        except Exception as exc:
+            pool = self.get_conn()
+            identity = pool.authenticate("WRITE")
+        except (AuthError, PoolUnavailable) as exc:
             return False, str(exc)
-        return True, f"schedd answers: {snapshot.idle_jobs} idle job(s)"
+        except Exception as exc:  # the UI shows the message; keep it to one safe line
+            return False, f"{type(exc).__name__}: connection test failed"
+        return True, f"schedd accepts the token for submitting, as {identity}"

@@ -29,6 +29,7 @@ class HTCondorClusterSensor(BaseSensorOperator):
         self.cluster_id = cluster_id
         self.htcondor_conn_id = htcondor_conn_id
         self.deferrable = deferrable
+        self._hook: HTCondorHook | None = None  # one hook, one pool client, for all pokes
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -42,7 +43,9 @@ class HTCondorClusterSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         try:
-            status = HTCondorHook(self.htcondor_conn_id).get_conn().job_status(int(self.cluster_id))
+            if self._hook is None:
+                self._hook = HTCondorHook(self.htcondor_conn_id)
+            status = self._hook.get_conn().job_status(int(self.cluster_id))
         except PoolUnavailable as exc:
             self.log.warning("pool unreachable (%s); poking again later", exc)
             return False
