@@ -99,6 +99,11 @@ class PoolSnapshot:
     workers: tuple[Worker, ...]
     queue: tuple[QueueRow, ...] = ()
     busy_hosts: frozenset[str] = frozenset()  # startds the schedd says run jobs right now
+    # When the daemons we read last started (None: no sign of a restart, e.g. a fake pool), and
+    # how often workers re-advertise: a worker missing from a younger collector is not missing.
+    collector_started_at: float | None = None
+    schedd_started_at: float | None = None
+    advertise_interval: float = 300.0
 
     @property
     def idle_jobs(self) -> int:
