@@ -42,6 +42,12 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Job attributes a clause may read, in the order of `_job_values`.
 _JOB_ATTRS = ("requestcpus", "requestmemory", "requestdisk", "requestgpus")
+# `(TARGET.Memory >= RequestMemory)` and its kin, the bulk of every job's Requirements: compared
+# in Python when both sides are integers (what classad2 would answer), evaluated otherwise.
+_RESOURCE_CLAUSE = re.compile(
+    r"^\(?\s*TARGET\.([A-Za-z_]\w*)\s*>=\s*(?:MY\.)?(Request(?:Cpus|Memory|Disk|GPUs))\s*\)?$",
+    re.IGNORECASE,
+)
 
 
 class Unmatched(enum.Enum):
@@ -170,7 +176,7 @@ def split_conjunction(text: str) -> list[str]:
 class _Expr:
     """One parsed expression with what it reads: job fields (indexes) and lowercase words."""
 
-    __slots__ = ("expr", "job_fields", "text", "words")
+    __slots__ = ("compare", "expr", "job_fields", "text", "words")
 
     def __init__(self, text: str, expr: classad2.ExprTree) -> None:
         self.text = text
@@ -178,6 +184,11 @@ class _Expr:
         words = {word.lower() for word in _WORD.findall(text)}
         self.job_fields = tuple(i for i, name in enumerate(_JOB_ATTRS) if name in words)
         self.words = tuple(sorted(words - set(_JOB_ATTRS)))
+        # (machine attribute, job field index) when the clause is `TARGET.X >= RequestY`.
+        self.compare: tuple[str, int] | None = None
+        found = _RESOURCE_CLAUSE.match(text.strip())
+        if found and found[0].count("(") == found[0].count(")"):
+            self.compare = (found[1].lower(), _JOB_ATTRS.index(found[2].lower()))
 
 
 class _Requirements:
@@ -353,12 +364,18 @@ class Matcher:
         self, part: _Expr, requirements: _Requirements, shape: JobShape, cloud: str, flavor: Flavor
     ) -> object:
         """The value of one expression, cached per the job and machine values it reads."""
+        values = _job_values(shape)
+        if part.compare is not None:
+            offered = self._machine(cloud, flavor)[1].get(part.compare[0])
+            if offered is None:
+                return classad2.Value.Undefined
+            if type(offered) is int:
+                return offered >= values[part.compare[1]]
         projection = self._projections.get((part, cloud, flavor))
         if projection is None:
             lowered = self._machine(cloud, flavor)[1]
             projection = tuple(lowered.get(word) for word in part.words)
             self._projections[(part, cloud, flavor)] = projection
-        values = _job_values(shape)
         key = (part, tuple(values[i] for i in part.job_fields), projection)
         if key in self._values:
             return self._values[key]
