@@ -67,6 +67,11 @@ class LocalCloudProvider:
         directory = directory.expanduser()
         directory.mkdir(parents=True, exist_ok=True)
         self._file = directory / f"{config.name}.json"
+        # One file per instance whose node may have been started, written before the start and
+        # removed only once the node is stopped: how a crash between starting a node and
+        # recording it is found again (see _reap).
+        self._booted = directory / f"{config.name}.nodes"
+        self._booted.mkdir(exist_ok=True)
         self._flavors = {f.name: f.to_flavor() for f in config.flavors}
         self._token: Secret | None = None
 
@@ -84,6 +89,12 @@ class LocalCloudProvider:
             tmp = self._file.with_suffix(".tmp")
             tmp.write_text(json.dumps({k: asdict(v) for k, v in records.items()}, indent=1))
             tmp.replace(self._file)
+            # The audit trail of creations, written once a creation is committed: a crash
+            # before the commit leaves neither, so a repeated create is never logged twice.
+            new = [r for key, r in records.items() if key not in raw]
+            if new:
+                with self._file.with_suffix(".created").open("a") as log:
+                    log.writelines(f"{r.id} {r.created_at:.3f}\n" for r in new)
 
     def _advance(self, records: dict[str, _Record]) -> None:
         """Boots progress when the API is used, as they would on a real cloud between calls."""
@@ -99,6 +110,11 @@ class LocalCloudProvider:
                 continue
             record.status = CloudStatus.ACTIVE.value
             if faults.never_join:
+                continue
+            (self._booted / record.id).touch()  # before the start: see _reap
+            if self.devpool.node_pids(record.id):
+                # Started by a call that was killed before it could record that: the same boot.
+                record.node = True
                 continue
             try:
                 self._start_node(record)
@@ -123,11 +139,21 @@ class LocalCloudProvider:
         self.devpool.add_node(flavor.cpus, flavor.memory_mb, name=record.id, spec=spec)
         record.node = True
 
+    def _reap(self, records: dict[str, _Record]) -> None:
+        """Stop nodes this cloud started for instances it has no record of: a crash between
+        starting a node and committing its record. Called with the records lock held, under
+        which every node is started, so no boot is in flight."""
+        for marker in list(self._booted.iterdir()):
+            if marker.name not in records:
+                self.devpool.kill_node(marker.name)
+                marker.unlink(missing_ok=True)
+
     # ----- CloudProvider -----
     def list_instances(self, pool_id: str) -> CloudSnapshot:
         if not self.devpool.running():
             raise CloudUnavailable(f"{self.name}: the personal pool hosting it is not running")
         with self._records() as records:
+            self._reap(records)
             self._advance(records)
             listed = tuple(_public(self.name, r) for r in records.values() if r.pool_id == pool_id)
         return CloudSnapshot(self.name, self.clock.now(), listed, self.quota())
@@ -152,24 +178,25 @@ class LocalCloudProvider:
                 now + self.config.local.boot_delay_seconds,
             )
             records[spec.id] = record
-            with self._file.with_suffix(".created").open("a") as log:
-                log.write(f"{spec.id} {now:.3f}\n")  # an audit trail: each id is created once
             self._advance(records)
             return _public(self.name, record)
 
     def delete(self, instance_id: str) -> None:
         """Like a real cloud: DELETING at once, gone once the node is stopped. The node is
         stopped outside the records lock so listings stay fast; a crash in between leaves a
-        DELETING record, and deleting again finishes the job."""
+        DELETING record, and deleting again finishes the job. Whatever the record says about
+        the node, any node running under this instance's name is stopped."""
+        marker = self._booted / instance_id
         with self._records() as records:
             record = records.get(instance_id)
-            if record is None:
+            if record is None and not marker.exists() and not self.devpool.node_pids(instance_id):
                 return
-            record.status = CloudStatus.DELETING.value
-        if record.node:
-            self.devpool.kill_node(instance_id)  # a deleted VM takes its jobs with it
+            if record is not None:
+                record.status = CloudStatus.DELETING.value
+        self.devpool.kill_node(instance_id)  # a deleted VM takes its jobs with it
         with self._records() as records:
             records.pop(instance_id, None)
+            marker.unlink(missing_ok=True)
 
     def flavors(self) -> tuple[Flavor, ...]:
         return tuple(self._flavors.values())

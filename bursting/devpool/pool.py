@@ -7,6 +7,7 @@ CONDOR_CONFIG; their PIDs are kept in a state file so `down` leaves no process o
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import pwd
@@ -14,8 +15,9 @@ import secrets
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +75,7 @@ class DevPool:
         self.token_dir = token_dir
         self.log = log or (lambda message: None)
         self.state_file = cache_root() / "devpool-state.json"
+        self.nodes_root = cc.local_dir("nodes")  # each node's LOCAL_DIR is under it, by name
 
     # ----- state -----
     def _state(self) -> dict[str, object]:
@@ -83,10 +86,39 @@ class DevPool:
         return data if isinstance(data, dict) else {}
 
     def _save(self, state: dict[str, object]) -> None:
+        """Replace the whole state, under the state lock."""
+        with self._locked():
+            self._write(state)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive over threads and processes; every writer of the state file holds it."""
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.state_file)
+        with self.state_file.with_suffix(".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    @contextlib.contextmanager
+    def _editing(self) -> Iterator[dict[str, object]]:
+        """Read, change and write the state as one step, so concurrent edits never lose one."""
+        with self._locked():
+            state = self._state()
+            yield state
+            self._write(state)
+
+    def _write(self, state: dict[str, object]) -> None:
+        """Atomic: a temp file of its own (never shared with another writer), then rename."""
+        fd, tmp = tempfile.mkstemp(
+            dir=self.state_file.parent, prefix=f".{self.state_file.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(state, indent=2))
+            os.replace(tmp, self.state_file)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
     def _nodes(self) -> dict[str, NodeInfo]:
         raw = self._state().get("nodes", {})
@@ -149,15 +181,14 @@ class DevPool:
         re-bind any whose host directory was deleted and made anew since it was mounted."""
         if self.layout.native:
             return
-        state = self._state()
-        known = {Path(p) for p in state.get("shared", [])}  # type: ignore[attr-defined]
         fixed = []
         for directory in sorted(shared_dirs, key=lambda d: len(d.parts)):
             if self._bind_fresh(directory):
                 fixed.append(directory)
         if fixed:
-            state["shared"] = [str(p) for p in _outermost(known | set(fixed))]
-            self._save(state)
+            with self._editing() as state:
+                known = {Path(p) for p in state.get("shared", [])}  # type: ignore[attr-defined]
+                state["shared"] = [str(p) for p in _outermost(known | set(fixed))]
             self.log(f"now shared with jobs: {', '.join(map(str, fixed))}")
 
     def _bind_fresh(self, directory: Path) -> bool:
@@ -265,7 +296,10 @@ class DevPool:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env=clean_env(),
+                # Also in the launcher's own environment (chroot, env): the process is known as
+                # this node's from its first instruction, so a node whose starter died before
+                # recording it is still found (see node_pids).
+                env={**clean_env(), "CONDOR_CONFIG": config},
             )
         return process.pid
 
@@ -327,8 +361,7 @@ class DevPool:
                 "the personal pool is not running; start it with: bursting devpool up"
             )
         name = name or f"node-{secrets.token_hex(3)}"
-        nodes = self._nodes()
-        if name in nodes and self._alive(nodes[name].pid):
+        if self.node_pids(name):
             raise DevPoolError(f"execute node {name} already runs; pick another --name")
         attrs = dict(attrs or {})
         token_dir = f"{cc.local_dir('nodes/' + name)}/tokens.d"
@@ -348,15 +381,20 @@ class DevPool:
         self._write_config(f"nodes/{name}", base, {"50-bursting-worker.conf": worker})
         _write_secret(self.layout.path(token_dir) / TOKEN_FILE_NAME, spec.token)
         pid = self._start_master(f"nodes/{name}")
-        state = self._state()
-        state.setdefault("nodes", {})[name] = NodeInfo(  # type: ignore[index]
-            name, pid, spec.flavor.cpus, spec.flavor.memory_mb, dict(spec.extra_attrs)
-        ).__dict__
-        self._save(state)
+        with self._editing() as state:
+            state.setdefault("nodes", {})[name] = NodeInfo(  # type: ignore[index]
+                name, pid, spec.flavor.cpus, spec.flavor.memory_mb, dict(spec.extra_attrs)
+            ).__dict__
         return name
 
     def node_names(self) -> list[str]:
-        return [name for name, info in self._nodes().items() if self._alive(info.pid)]
+        """Execute nodes that run, found from their processes: a node whose starter was killed
+        before it wrote the state file is listed too."""
+        return sorted(_node_processes(self.nodes_root))
+
+    def node_pids(self, name: str) -> list[int]:
+        """Every live process of one execute node (its master first), whatever the state says."""
+        return _node_processes(self.nodes_root).get(name, [])
 
     def remove_node(self, name: str, timeout: float = STOP_TIMEOUT) -> None:
         """Stop a node peacefully: drain it (running jobs finish), then stop its master."""
@@ -374,21 +412,20 @@ class DevPool:
         self._forget_node(name)
 
     def _forget_node(self, name: str) -> None:
-        state = self._state()
-        nodes = dict(state.get("nodes", {}))  # type: ignore[call-overload]
-        nodes.pop(name, None)
-        state["nodes"] = nodes
-        self._save(state)
+        with self._editing() as state:
+            nodes = dict(state.get("nodes", {}))  # type: ignore[call-overload]
+            nodes.pop(name, None)
+            state["nodes"] = nodes
 
     def kill_node(self, name: str) -> None:
-        """Stop a node at once (as a cloud deleting its VM would), jobs or not."""
-        info = self._nodes().get(name)
-        if info and self._alive(info.pid):
-            _stop(info.pid, signal.SIGQUIT, timeout=STOP_TIMEOUT)
-        # A caller killed between starting a node and recording it leaves an unrecorded master:
-        # find every process of the node by its CONDOR_CONFIG.
-        for pid in _pids_with_config(f"{cc.local_dir('nodes/' + name)}/condor_config"):
-            _stop(pid, signal.SIGQUIT, timeout=STOP_TIMEOUT)
+        """Stop a node at once (as a cloud deleting its VM would), jobs or not. The node's
+        processes are found by their CONDOR_CONFIG, never by a recorded PID (which may be stale
+        or reused, or missing when whoever started the node was killed before recording it)."""
+        for _ in range(10):  # looked up afresh each time: a stopped PID may be reused
+            pids = self.node_pids(name)
+            if not pids:
+                break
+            _stop(pids[0], signal.SIGQUIT, timeout=STOP_TIMEOUT)  # the master takes the rest
         self._forget_node(name)
 
     def daemon(self, action: str, daemon: str) -> None:
@@ -416,8 +453,8 @@ class DevPool:
         """Stop every master of this pool and undo every mount; safe to call twice."""
         require_root()
         state = self._state()
-        for info in self._nodes().values():
-            _stop(info.pid, signal.SIGQUIT, STOP_TIMEOUT)
+        for name in self.node_names():
+            self.kill_node(name)
         pid = state.get("master_pid")
         if isinstance(pid, int):
             _stop(pid, signal.SIGTERM, STOP_TIMEOUT)
@@ -450,18 +487,33 @@ def _same_directory(host: Path, inside: Path) -> bool:
         return False
 
 
-def _pids_with_config(config_path: str) -> list[int]:
-    marker = f"CONDOR_CONFIG={config_path}".encode()
-    pids = []
+def _node_processes(nodes_root: str) -> dict[str, list[int]]:
+    """Live processes of execute nodes by node name, read from their CONDOR_CONFIG; in each
+    list the node's master (the process whose parent is not of the same node) comes first."""
+    prefix = f"CONDOR_CONFIG={nodes_root}/".encode()
+    found: dict[str, list[tuple[int, int]]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                pids.append(int(entry.name))
+            environ = (entry / "environ").read_bytes()
+            stat = (entry / "stat").read_text()
         except OSError:
             continue
-    return pids
+        fields = stat.rsplit(")", 1)[-1].split()
+        if not fields or fields[0] == "Z":
+            continue
+        for variable in environ.split(b"\0"):
+            if variable.startswith(prefix) and variable.endswith(b"/condor_config"):
+                name = variable[len(prefix) : -len(b"/condor_config")].decode()
+                if name and "/" not in name:
+                    found.setdefault(name, []).append((int(entry.name), int(fields[1])))
+                break
+    ordered = {}
+    for name, members in found.items():
+        pids = {pid for pid, _ in members}
+        ordered[name] = [pid for pid, parent in sorted(members, key=lambda m: m[1] in pids)]
+    return ordered
 
 
 def _outermost(dirs: set[Path]) -> list[Path]:
