@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
-
-import pytest
 
 from bursting.clock import FakeClock
 from bursting.config import Config, parse_config
 from bursting.controller import Controller
-from bursting.model import ActionKind, CloudStatus, Flavor, InstanceSpec, InstanceState, JobShape
+from bursting.errors import CloudUnavailable, QuotaExceeded
+from bursting.model import (
+    ActionKind,
+    CloudInstance,
+    CloudSnapshot,
+    CloudStatus,
+    Flavor,
+    InstanceSpec,
+    InstanceState,
+    JobShape,
+)
 from bursting.store import open_store
 from tests.fakes import FakeCloud, FakePool
 
@@ -115,6 +122,7 @@ def test_burst_fills_private_first_then_public_then_shrinks_to_zero() -> None:
 def test_never_more_than_max_instances_or_concurrent_boots() -> None:
     world = World()
     world.pool.add_jobs(200, ONE_CORE, duration=600)
+    peak = {"private": 0, "public": 0, "booting": 0}
     for _ in range(40):
         world.cycle()
         private = world.live("private")
@@ -122,6 +130,12 @@ def test_never_more_than_max_instances_or_concurrent_boots() -> None:
         assert len(private) <= 2 and len(public) <= 4
         booting = [i for i in public if i.state.provisioning]
         assert len(booting) <= 3
+        peak = {
+            "private": max(peak["private"], len(private)),
+            "public": max(peak["public"], len(public)),
+            "booting": max(peak["booting"], len(booting)),
+        }
+    assert peak == {"private": 2, "public": 4, "booting": 3}  # the limits were reached, not missed
 
 
 def test_failing_cloud_backs_off_and_the_other_takes_the_load() -> None:
@@ -196,8 +210,11 @@ def test_instance_that_never_joins_is_deleted_after_join_timeout() -> None:
 def test_unreadable_pool_means_no_drain_and_no_delete() -> None:
     world = World(make_config(idle_seconds=20))
     world.pool.add_jobs(4, ONE_CORE, duration=20)
-    while world.pool.unfinished:
+    for _ in range(30):
+        if not world.pool.unfinished:
+            break
         world.cycle()
+    assert not world.pool.unfinished
     running = [i for i in world.live() if i.state is InstanceState.RUNNING]
     assert running  # idle now; without data they must stay
     world.pool.readable = False
@@ -230,9 +247,12 @@ def test_busy_worker_is_never_drained_or_deleted() -> None:
     world.pool.add_jobs(1, ONE_CORE, duration=3000)
     world.cycle(8)
     (busy,) = [i for i in world.live() if i.state is InstanceState.RUNNING]
-    world.cycle(100)
+    (job,) = world.pool.jobs
+    assert job.worker == busy.id
+    world.cycle(100)  # 1000 s idle_seconds=10 would have drained an idle worker long ago
+    assert job.done_at is None and job.worker == busy.id  # still running there
     assert busy.id in world.private.vms
-    assert world.pool.drained == [] or all(not n.startswith(busy.id) for n in world.pool.drained)
+    assert not any(n.startswith(busy.id) for n in world.pool.drained)
     assert world.pool.interrupted == []
 
 
@@ -287,14 +307,51 @@ def test_tagged_orphan_is_reaped_after_grace_and_live_worker_adopted() -> None:
     assert adopted["test-public-alive"].state is InstanceState.RUNNING
 
 
+class RefusingCloud(FakeCloud):
+    """Reports room in its quota, then refuses every create (another project took the cores)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refused: list[str] = []
+
+    def create(self, spec: InstanceSpec) -> CloudInstance:
+        self.refused.append(spec.id)
+        raise QuotaExceeded(f"{self.name}: cores quota exceeded")
+
+
 def test_quota_refusal_forgets_the_instance_and_backs_off() -> None:
     world = World()
-    world.private.quota_cores = 0
+    world.private = RefusingCloud("private", world.clock, world.pool, [PRIVATE])
+    world.controller = world.new_controller()
     world.pool.add_jobs(8, ONE_CORE, duration=30)
-    world.cycle(2)
-    assert ("private", "p.4c") in world.store.backoffs() or not [i for i in world.live("private")]
-    assert world.public.vms
+    world.cycle()
+    report = world.controller.last
+    assert report is not None
+    refused = set(world.private.refused)
+    assert len(refused) == 2  # the plan filled private first; both creates were refused
+    assert {a.instance_id for a, _ in report.failed} == refused
+    assert all("quota" in why for _, why in report.failed)
+    assert world.private.vms == {}
+
+    # The records are not left waiting for a boot that will never come: GONE, with the reason.
+    assert not [i for i in world.live("private")]
+    records = {i.id: i for i in world.store.instances(include_gone=True) if i.id in refused}
+    assert set(records) == refused
+    assert all(r.state is InstanceState.GONE for r in records.values())
+    assert all("refused" in r.reason and "quota" in r.reason for r in records.values())
+    for instance_id in refused:
+        assert [to for _, _, to, _ in world.store.history(instance_id)][-1] == "gone"
+
+    # The cloud/flavor backs off, so the next cycle sends the demand to the other cloud.
+    backoff = world.store.backoffs()[("private", "p.4c")]
+    assert backoff.until > world.clock.now()
+    world.cycle()
+    created = [a for a in world.controller.last.plan.actions if a.kind is ActionKind.CREATE]
+    assert created and {a.cloud for a in created} == {"public"}
+    assert set(world.private.refused) == refused  # private was not asked again while backing off
     world.run_until_quiet()
+    assert world.private.vms == {}
+    assert all(j.done_at is not None and not j.interrupted for j in world.pool.jobs)
 
 
 def test_spend_cap_limits_priced_instances() -> None:
@@ -307,31 +364,79 @@ def test_spend_cap_limits_priced_instances() -> None:
 
 
 class SlowCloud(FakeCloud):
-    def list_instances(self, pool_id: str) -> Any:
-        time.sleep(3)
+    """A cloud whose listing hangs until the test lets it answer."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.asked = threading.Event()
+        self.answer = threading.Event()
+        self.gave_up = threading.Event()  # the test never let it answer
+
+    def list_instances(self, pool_id: str) -> CloudSnapshot:
+        self.asked.set()
+        if not self.answer.wait(timeout=60):
+            self.gave_up.set()
+            raise CloudUnavailable("the slow listing was never let through")
         return super().list_instances(pool_id)
 
 
 def test_slow_cloud_does_not_stall_the_others() -> None:
     world = World(make_config(interval_seconds=2))
-    world.private = SlowCloud("private", world.clock, world.pool, [PRIVATE])
+    slow = SlowCloud("private", world.clock, world.pool, [PRIVATE])
+    world.private = slow
     world.controller = world.new_controller()
     world.pool.add_jobs(4, ONE_CORE, duration=30)
-    began = time.monotonic()
-    world.cycle()
-    assert time.monotonic() - began < 2.5
-    assert world.public.vms  # served while private was still answering
-    assert "private: unreadable" in " ".join(world.controller.last.plan.notes)
+    try:
+        world.cycle()  # returns although the private listing is still hanging
+        assert slow.asked.is_set() and not slow.gave_up.is_set()  # it did not wait the hang out
+        assert world.public.vms  # served while private was still answering
+        assert "private: unreadable" in " ".join(world.controller.last.plan.notes)
+        assert slow.vms == {}
+    finally:
+        slow.answer.set()
+        world.controller.close()
+
+
+def count_cycles(controller: Controller, after: int) -> tuple[list[int], threading.Event]:
+    """Count the controller's cycles; the event is set once `after` of them have run."""
+    done: list[int] = []
+    reached = threading.Event()
+    run_once = controller.run_once
+
+    def counted() -> Any:
+        report = run_once()
+        done.append(1)
+        if len(done) >= after:
+            reached.set()
+        return report
+
+    controller.run_once = counted  # type: ignore[method-assign]
+    return done, reached
+
+
+def test_run_forever_runs_the_requested_cycles_then_returns() -> None:
+    world = World()
+    done, _ = count_cycles(world.controller, 3)
+    began = world.clock.now()
+    world.controller.run_forever(cycles=3)
+    assert len(done) == 3
+    # Fake time: it paused between cycles (the interval), not after the last one.
+    assert world.clock.now() - began == 2 * world.config.policy.interval_seconds
 
 
 def test_run_forever_stops_on_request() -> None:
     world = World()
-    thread = threading.Thread(target=world.controller.run_forever, kwargs={"cycles": 3})
+    done, reached = count_cycles(world.controller, 5)
+    thread = threading.Thread(target=world.controller.run_forever, daemon=True)
     thread.start()
-    thread.join(timeout=10)
-    assert not thread.is_alive()
-
-
-@pytest.fixture(autouse=True)
-def _no_leaks() -> Any:
-    yield
+    try:
+        assert reached.wait(timeout=30), "the loop did not cycle"
+        world.controller.stopping.set()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+        stopped_at = len(done)
+        assert stopped_at >= 5
+    finally:
+        world.controller.close()
+        thread.join(timeout=30)
+    assert len(done) == stopped_at  # nothing ran after it returned
