@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,21 @@ def test_devpool_up_is_idempotent_and_status_reports(devpool: Any) -> None:
     assert bursting("devpool", "token").stdout.strip() == str(token)
 
 
+def wait_for_output(what: str, args: tuple[str, ...], timeout: float = 60) -> str:
+    """Run `bursting *args` until its output contains `what`; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        output = bursting(*args).stdout
+        if what in output:
+            return output
+        if time.monotonic() > deadline:
+            raise AssertionError(f"`bursting {' '.join(args)}` never showed {what!r}:\n{output}")
+        time.sleep(2)
+
+
 def test_submit_q_status_rm_round_trip(devpool: Any, job_dir: Path) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    name, instance = f"cli-node-{suffix}", f"cli-{suffix}"
     submit_file = job_dir / "job.sub"
     submit_file.write_text(
         f"executable = /bin/sleep\narguments = 30\ninitialdir = {job_dir}\n"
@@ -46,38 +61,39 @@ def test_submit_q_status_rm_round_trip(devpool: Any, job_dir: Path) -> None:
     submitted = bursting("submit", str(submit_file))
     assert submitted.returncode == 0, submitted.stderr
     cluster = int(submitted.stdout.strip())
+    try:
+        queue = bursting("q")
+        assert queue.returncode == 0, queue.stderr
+        assert any(
+            "3c 777MB" in line and " 4 " in f" {line} " for line in queue.stdout.splitlines()
+        )
 
-    queue = bursting("q")
-    assert queue.returncode == 0, queue.stderr
-    assert any("3c 777MB" in line and " 4 " in f" {line} " for line in queue.stdout.splitlines())
+        node = bursting(
+            "devpool",
+            "add-node",
+            "--cpus",
+            "3",
+            "--memory",
+            "1024",
+            "--attr",
+            f"BurstingInstance={instance}",
+            "--name",
+            name,
+        )
+        assert node.returncode == 0, node.stderr
+        assert node.stdout.strip() == name
+        status = wait_for_output(instance, ("status",))
+        assert f"{name}@" in status
 
-    node = bursting(
-        "devpool",
-        "add-node",
-        "--cpus",
-        "3",
-        "--memory",
-        "1024",
-        "--attr",
-        "BurstingInstance=cli-1",
-        "--name",
-        "cli-node",
-    )
-    assert node.returncode == 0, node.stderr
-    assert node.stdout.strip() == "cli-node"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        status = bursting("status")
-        if "cli-1" in status.stdout:
-            break
-        time.sleep(2)
-    assert "cli-node@" in status.stdout and "cli-1" in status.stdout
-
-    removed = bursting("rm", str(cluster))
-    assert removed.returncode == 0 and f"removed cluster {cluster}" in removed.stdout
-    gone = bursting("devpool", "remove-node", "cli-node", "--timeout", "90")
-    assert gone.returncode == 0, gone.stderr
-    assert "cli-node" not in json.loads(bursting("devpool", "status", "--json").stdout)["nodes"]
+        removed = bursting("rm", str(cluster))
+        assert removed.returncode == 0 and f"removed cluster {cluster}" in removed.stdout
+        gone = bursting("devpool", "remove-node", name, "--timeout", "90")
+        assert gone.returncode == 0, gone.stderr
+        assert name not in json.loads(bursting("devpool", "status", "--json").stdout)["nodes"]
+    finally:  # whatever failed above, leave no job and no node behind for other tests
+        bursting("rm", str(cluster))
+        if name in devpool.node_names():
+            devpool.kill_node(name)
 
 
 def test_remove_unknown_node_is_a_clear_error(devpool: Any) -> None:

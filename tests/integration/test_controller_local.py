@@ -6,7 +6,6 @@ Each test gets its own pool id, store and cloud records, so nothing leaks betwee
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,7 @@ def make_config(tmp: Path, private: dict[str, Any] | None = None, **policy: Any)
     return parse_config(
         {
             "pool": {"id": pool_id},
+            "workers": {"idle_shutdown_seconds": 120},
             "clouds": [
                 cloud("private", 1, 0.0, 2, tmp, **(private or {})),
                 cloud("public", 5, 0.1, 2, tmp),
@@ -78,12 +78,22 @@ class Running:
     def __init__(self, config: Config, devpool: Any) -> None:
         self.config = config
         clouds = {
-            c.name: LocalCloudProvider(c, devpool, idle_shutdown_seconds=120) for c in config.clouds
+            c.name: LocalCloudProvider(c, devpool)  # type: ignore[arg-type]
+            for c in config.clouds
         }
         self.clouds = clouds
         self.controller = Controller(
             config, HTCondorPool(config.pool), clouds, open_store(config.store.url), SystemClock()
         )
+        self.cycles = 0  # cycles finished, so tests wait on the loop's progress, not on time
+        run_once = self.controller.run_once
+
+        def counted() -> Any:
+            report = run_once()
+            self.cycles += 1
+            return report
+
+        self.controller.run_once = counted  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.controller.run_forever, daemon=True)
 
     def __enter__(self) -> Running:
@@ -157,7 +167,7 @@ def test_busy_worker_is_never_deleted_and_unreadable_pool_blocks_deletions(
     devpool: Any, htcondor: HTCondorPool, job_dir: Path, tmp_path: Path
 ) -> None:
     config = make_config(tmp_path, idle_seconds=2)
-    cluster = submit(htcondor, job_dir, 1, 25)
+    cluster = submit(htcondor, job_dir, 1, 45)  # outlasts the cycles below even on a busy host
     with Running(config, devpool) as run:
         job = wait_for(
             "the job to start",
@@ -165,9 +175,18 @@ def test_busy_worker_is_never_deleted_and_unreadable_pool_blocks_deletions(
             timeout=120,
         )
         host = job.host.split("@")[1]
-        time.sleep(10)  # far beyond idle_seconds: the worker is busy, so it must stay
-        assert any(host.startswith(i.id) and i.state is InstanceState.RUNNING for i in run.live())
-        wait_for("the job to finish", lambda: htcondor.job_status(cluster).done, timeout=90)
+        # Cycles start an interval (2 s) apart: four more span well beyond idle_seconds (2 s).
+        seen = run.cycles
+        wait_for("four more cycles", lambda: run.cycles >= seen + 4, timeout=120, every=0.5)
+        (still,) = htcondor.job_status(cluster).jobs
+        assert still.state is JobState.RUNNING and still.host == job.host
+        (busy,) = [i for i in run.live() if host.startswith(i.id)]
+        assert busy.state is InstanceState.RUNNING
+        touched = [
+            a for _, a in run.controller.store.decisions(limit=1000) if a.instance_id == busy.id
+        ]
+        assert touched and all(a.kind is ActionKind.CREATE for a in touched)
+        wait_for("the job to finish", lambda: htcondor.job_status(cluster).done, timeout=120)
         (finished,) = htcondor.job_status(cluster).jobs
         assert finished.exit_code == 0 and finished.starts == 1
 

@@ -1,13 +1,14 @@
 """The HTCondor backend against the real personal pool: demand, execute nodes, drain, failures.
 
-Tests in this module run in order and share the session's pool; each leaves no execute node
-behind unless the next test says it uses it.
+The tests share the session's pool but not each other's leftovers: each one submits its own jobs
+and starts the execute nodes it needs, and removes both when it ends, so any order works.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,23 +52,32 @@ def seeds(start: int, count: int) -> list[dict[str, str]]:
     return [{"seed": str(i)} for i in range(start, start + count)]
 
 
-@pytest.fixture(scope="module")
-def no_nodes(devpool: Any) -> None:
-    for name in devpool.node_names():
+@pytest.fixture
+def nodes(devpool: Any) -> Iterator[Callable[..., str]]:
+    """Start execute nodes for one test; every one of them is stopped when the test ends."""
+    started: list[str] = []
+
+    def add(cpus: int, memory_mb: int, attrs: dict[str, str] | None = None) -> str:
+        name = devpool.add_node(cpus, memory_mb, attrs)
+        started.append(name)
+        return str(name)
+
+    yield add
+    for name in started:
         devpool.kill_node(name)
 
 
-@pytest.fixture(scope="module")
-def campaign(htcondor: HTCondorPool, no_nodes: None, tmp_path_factory: Any) -> dict[str, Any]:
+@pytest.fixture
+def campaign(devpool: Any, htcondor: HTCondorPool, job_dir: Path) -> Iterator[dict[str, Any]]:
     """Two clusters, 60 one-core and 12 two-core jobs, queued while no execute node exists."""
-    from tests.conftest import SCRATCH
-
-    job_dir = SCRATCH / f"campaign-{int(time.time() * 1000)}"
-    job_dir.mkdir(parents=True)
-    job_dir.chmod(0o1777)
+    for name in devpool.node_names():
+        devpool.kill_node(name)
     small = htcondor.submit(work_description(job_dir, 1, 256), seeds(0, 60))
     large = htcondor.submit(work_description(job_dir, 2, 512), seeds(60, 12))
-    return {"clusters": (small, large), "dir": job_dir}
+    yield {"clusters": (small, large), "dir": job_dir}
+    for cluster in (small, large):
+        with contextlib.suppress(Exception):  # already finished and gone is fine
+            htcondor.remove(cluster)
 
 
 def test_demand_is_grouped_by_shape(htcondor: HTCondorPool, campaign: dict[str, Any]) -> None:
@@ -84,10 +94,10 @@ def test_demand_is_grouped_by_shape(htcondor: HTCondorPool, campaign: dict[str, 
 
 
 def test_two_execute_nodes_run_every_job(
-    devpool: Any, htcondor: HTCondorPool, campaign: dict[str, Any]
+    devpool: Any, htcondor: HTCondorPool, campaign: dict[str, Any], nodes: Callable[..., str]
 ) -> None:
-    first = devpool.add_node(2, 2048, {"BurstingInstance": "it-a", "BurstingPool": "tests"})
-    second = devpool.add_node(2, 2048, {"BurstingInstance": "it-b", "BurstingPool": "tests"})
+    first = nodes(2, 2048, {"BurstingInstance": "it-a", "BurstingPool": "tests"})
+    second = nodes(2, 2048, {"BurstingInstance": "it-b", "BurstingPool": "tests"})
     workers = wait_for(
         "both nodes in the collector",
         lambda: [w for w in htcondor.snapshot().workers if w.instance_id in ("it-a", "it-b")],
@@ -110,8 +120,9 @@ def test_two_execute_nodes_run_every_job(
 
 
 def test_drain_lets_the_running_job_finish_then_the_node_leaves(
-    devpool: Any, htcondor: HTCondorPool, job_dir: Path
+    htcondor: HTCondorPool, job_dir: Path, nodes: Callable[..., str]
 ) -> None:
+    nodes(1, 1024, {"BurstingInstance": "it-drain", "BurstingPool": "tests"})
     cluster = htcondor.submit(
         f"executable = /bin/sleep\narguments = 12\ninitialdir = {job_dir}\n"
         "request_cpus = 1\nrequest_memory = 64\nqueue 1\n"
@@ -141,7 +152,10 @@ def test_drain_lets_the_running_job_finish_then_the_node_leaves(
     )
 
 
-def test_failed_and_held_jobs_are_reported(htcondor: HTCondorPool, job_dir: Path) -> None:
+def test_failed_and_held_jobs_are_reported(
+    htcondor: HTCondorPool, job_dir: Path, nodes: Callable[..., str]
+) -> None:
+    nodes(2, 1024, {"BurstingInstance": "it-fail", "BurstingPool": "tests"})
     failing = htcondor.submit(
         f"executable = /bin/sh\narguments = \"-c 'echo broken >&2; exit 3'\"\n"
         f"initialdir = {job_dir}\nerror = err.$(ProcId)\nrequest_memory = 64\nqueue 2\n"
@@ -199,7 +213,7 @@ def test_unreachable_collector_raises_pool_unavailable(tmp_path: Path) -> None:
 
 
 def test_stopped_collector_raises_pool_unavailable(devpool: Any, htcondor: HTCondorPool) -> None:
-    """Last in this module: it turns the real collector off, then on again."""
+    """Turns the real collector off, then on again, and waits until it answers before leaving."""
     assert htcondor.snapshot() is not None
     devpool.daemon("off", "collector")
     try:
