@@ -173,59 +173,59 @@ def split_conjunction(text: str) -> list[str]:
     return parts
 
 
-class _Expr:
-    """One parsed expression with what it reads: job fields (indexes) and lowercase words."""
+class _Clause:
+    """One top-level clause, parsed once, with what it reads: job fields and lowercase words."""
 
     __slots__ = ("compare", "expr", "job_fields", "text", "words")
 
-    def __init__(self, text: str, expr: classad2.ExprTree) -> None:
+    def __init__(self, text: str) -> None:
         self.text = text
-        self.expr = expr
+        self.expr = classad2.ExprTree(text)
         words = {word.lower() for word in _WORD.findall(text)}
         self.job_fields = tuple(i for i, name in enumerate(_JOB_ATTRS) if name in words)
         self.words = tuple(sorted(words - set(_JOB_ATTRS)))
         # (machine attribute, job field index) when the clause is `TARGET.X >= RequestY`.
         self.compare: tuple[str, int] | None = None
-        found = _RESOURCE_CLAUSE.match(text.strip())
+        found = _RESOURCE_CLAUSE.match(text)
         if found and found[0].count("(") == found[0].count(")"):
             self.compare = (found[1].lower(), _JOB_ATTRS.index(found[2].lower()))
 
 
 class _Requirements:
-    """A Requirements text parsed once: the whole, its clauses, and unscoped names to alias."""
+    """A Requirements text parsed once: its clauses, and the unscoped names to alias."""
 
-    __slots__ = ("aliases", "clauses", "parsed", "whole")
+    __slots__ = ("aliases", "clauses", "parsed")
 
     def __init__(self, text: str) -> None:
-        self.clauses: tuple[_Expr, ...] = ()
+        self.clauses: tuple[_Clause, ...] = ()
         self.aliases: tuple[str, ...] = ()
-        self.whole: _Expr | None = None
         self.parsed = True
         if not text.strip():
             return
         try:
-            whole = _Expr(text, classad2.ExprTree(text))
-            clauses = tuple(
-                _Expr(part, classad2.ExprTree(part)) for part in split_conjunction(text)
-            )
+            whole = classad2.ExprTree(text)
+            self.clauses = tuple(_Clause(part) for part in split_conjunction(text))
         except classad2.ClassAdException:
             self.parsed = False
             return
-        self.whole, self.clauses = whole, clauses
         # HTCondor's matchmaking looks a name the job ad lacks up in the machine ad.
         template = classad2.ClassAd(dict.fromkeys(_CANONICAL_JOB_ATTRS, 0))
-        self.aliases = tuple(
-            name for name in template.externalRefs(whole.expr) if name and "." not in name
-        )
+        refs = template.externalRefs(whole)
+        self.aliases = tuple(name for name in refs if name and "." not in name)
 
 
-def _true(value: object) -> bool | None:
-    """True/False for booleans; None (decide on the whole expression) for anything else."""
-    return value if isinstance(value, bool) else None
+@dataclass(frozen=True)
+class _Profile:
+    """Requirements against one machine: settled clauses folded, the rest left per shape."""
+
+    never: bool  # a clause that reads no request is not true here
+    compares: tuple[tuple[int, int], ...]  # (machine's integer, job field): offered >= asked
+    dynamic: tuple[_Clause, ...]  # clauses that read requests: evaluated per request values
 
 
 def _truthy(value: object) -> bool:
-    """How matchmaking reads a Requirements value: true, or a nonzero number."""
+    """How `&&` and matchmaking read a value: true, or a nonzero number. A conjunction is true
+    exactly when each clause is, so clauses can be decided (and cached) one by one."""
     if isinstance(value, classad2.Value):  # undefined, error (an int subclass: check first)
         return False
     if isinstance(value, bool):
@@ -238,18 +238,19 @@ class Matcher:
 
     `provides` maps a cloud name to the attributes its workers advertise. A running worker of a
     known (cloud, flavor) matches exactly what a fresh one would: `can_run` answers for both;
-    whether its free room fits is the caller's resource check.
+    whether its free room fits is the caller's resource check. Flavor names are unique per cloud.
     """
 
     def __init__(self, pool_id: str, provides: Mapping[str, Mapping[str, Scalar]] | None = None):
         self.pool_id = pool_id
         self.provides = {cloud: dict(attrs) for cloud, attrs in (provides or {}).items()}
         self.evaluations = 0  # classad evaluations actually performed (cache misses)
-        self._machines: dict[tuple[str, Flavor], tuple[classad2.ClassAd, dict[str, Scalar]]] = {}
+        self._machines: dict[tuple[str, str], tuple[classad2.ClassAd, dict[str, Scalar]]] = {}
         self._requirements: dict[str, _Requirements] = {}
+        self._profiles: dict[tuple[str, str, str], _Profile] = {}
         self._runs: dict[tuple[JobShape, str, str], bool] = {}
-        self._values: dict[tuple[_Expr, tuple[int, ...], tuple[object, ...]], object] = {}
-        self._projections: dict[tuple[_Expr, str, Flavor], tuple[object, ...]] = {}
+        self._values: dict[tuple[_Clause, tuple[int, ...], tuple[object, ...]], object] = {}
+        self._verdicts: dict[tuple[JobShape, tuple[tuple[str, str], ...]], Mismatch | None] = {}
 
     def can_run(self, shape: JobShape, cloud: str, flavor: Flavor) -> bool:
         """Whether a worker of this flavor on this cloud could ever run a job of this shape."""
@@ -263,7 +264,7 @@ class Matcher:
             )
         return known
 
-    def runnable_on(self, shape: JobShape, candidates: Iterable[Candidate]) -> list[Candidate]:
+    def runnable_on(self, shape: JobShape, candidates: Sequence[Candidate]) -> list[Candidate]:
         """The candidates that could run the shape, in the order given."""
         return [
             (cloud, flavor) for cloud, flavor in candidates if self.can_run(shape, cloud, flavor)
@@ -271,6 +272,34 @@ class Matcher:
 
     def why_not(self, shape: JobShape, candidates: Sequence[Candidate]) -> Mismatch | None:
         """None if some candidate can run the shape; otherwise the first reason that holds."""
+        return self._why_not(shape, candidates, tuple((c, f.name) for c, f in candidates))
+
+    def unrunnable(
+        self, demand: Iterable[Demand], candidates: Sequence[Candidate]
+    ) -> dict[Mismatch, int]:
+        """Idle jobs no candidate can run, counted per reason (for the plan, log and status)."""
+        names = tuple((cloud, flavor.name) for cloud, flavor in candidates)
+        counts: dict[Mismatch, int] = {}
+        for entry in demand:
+            reason = self._why_not(entry.shape, candidates, names)
+            if reason is not None:
+                counts[reason] = counts.get(reason, 0) + entry.idle_jobs
+        return counts
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _why_not(
+        self, shape: JobShape, candidates: Sequence[Candidate], names: tuple[tuple[str, str], ...]
+    ) -> Mismatch | None:
+        key = (shape, names)
+        if key in self._verdicts:
+            return self._verdicts[key]
+        if len(self._verdicts) > MAX_CACHE_ENTRIES:
+            self._verdicts.clear()
+        verdict = self._verdicts[key] = self._diagnose(shape, candidates)
+        return verdict
+
+    def _diagnose(self, shape: JobShape, candidates: Sequence[Candidate]) -> Mismatch | None:
         if any(self.can_run(shape, cloud, flavor) for cloud, flavor in candidates):
             return None
         flavors = [flavor for _, flavor in candidates]
@@ -306,19 +335,6 @@ class Matcher:
             Unmatched.REQUIREMENTS, f"Requirements unmet: {self._culprit(shape, fitting)}"
         )
 
-    def unrunnable(
-        self, demand: Iterable[Demand], candidates: Sequence[Candidate]
-    ) -> dict[Mismatch, int]:
-        """Idle jobs no candidate can run, counted per reason (for the plan, log and status)."""
-        counts: dict[Mismatch, int] = {}
-        for entry in demand:
-            reason = self.why_not(entry.shape, candidates)
-            if reason is not None:
-                counts[reason] = counts.get(reason, 0) + entry.idle_jobs
-        return counts
-
-    # -- internals -------------------------------------------------------------------------
-
     @staticmethod
     def _fits(shape: JobShape, flavor: Flavor) -> bool:
         return (
@@ -335,48 +351,67 @@ class Matcher:
         return parsed
 
     def _machine(self, cloud: str, flavor: Flavor) -> tuple[classad2.ClassAd, dict[str, Scalar]]:
-        known = self._machines.get((cloud, flavor))
+        known = self._machines.get((cloud, flavor.name))
         if known is None:
             attrs = machine_attributes(
                 flavor, pool_id=self.pool_id, cloud=cloud, provides=self.provides.get(cloud)
             )
             lowered = {name.lower(): value for name, value in attrs.items()}
-            known = self._machines[(cloud, flavor)] = (classad2.ClassAd(attrs), lowered)
+            known = self._machines[(cloud, flavor.name)] = (classad2.ClassAd(attrs), lowered)
         return known
 
     def _meets(self, shape: JobShape, cloud: str, flavor: Flavor) -> bool:
+        """The job's Requirements, evaluated with the machine ad as TARGET."""
         requirements = self._parsed(shape.requirements)
         if not requirements.parsed:
             return False
-        if requirements.whole is None:
-            return True
-        undecided = False
-        for clause in requirements.clauses:
-            verdict = _true(self._value(clause, requirements, shape, cloud, flavor))
-            if verdict is False:  # a false operand of && never yields true
+        key = (shape.requirements, cloud, flavor.name)
+        profile = self._profiles.get(key)
+        if profile is None:
+            profile = self._profiles[key] = self._profile(requirements, cloud, flavor)
+        if profile.never:
+            return False
+        values = _job_values(shape)
+        for offered, field in profile.compares:  # a plain loop: this is the hot path
+            if offered < values[field]:
                 return False
-            undecided = undecided or verdict is None
-        if not undecided:
-            return True
-        return _truthy(self._value(requirements.whole, requirements, shape, cloud, flavor))
+        return not profile.dynamic or all(
+            _truthy(self._value(clause, requirements, values, cloud, flavor))
+            for clause in profile.dynamic
+        )
+
+    def _profile(self, requirements: _Requirements, cloud: str, flavor: Flavor) -> _Profile:
+        lowered = self._machine(cloud, flavor)[1]
+        compares, dynamic, never = [], [], False
+        for clause in requirements.clauses:
+            offered = lowered.get(clause.compare[0]) if clause.compare else 0
+            if clause.compare and type(offered) is int:
+                compares.append((offered, clause.compare[1]))
+            elif clause.compare and offered is None:
+                never = True  # TARGET.X undefined: the comparison is undefined, never true
+            elif clause.job_fields:
+                dynamic.append(clause)
+            else:
+                never = never or not _truthy(
+                    self._value(clause, requirements, (0, 0, 0, 0), cloud, flavor)
+                )
+        return _Profile(never, tuple(compares), tuple(dynamic))
 
     def _value(
-        self, part: _Expr, requirements: _Requirements, shape: JobShape, cloud: str, flavor: Flavor
+        self,
+        clause: _Clause,
+        requirements: _Requirements,
+        values: tuple[int, int, int, int],
+        cloud: str,
+        flavor: Flavor,
     ) -> object:
-        """The value of one expression, cached per the job and machine values it reads."""
-        values = _job_values(shape)
-        if part.compare is not None:
-            offered = self._machine(cloud, flavor)[1].get(part.compare[0])
-            if offered is None:
-                return classad2.Value.Undefined
-            if type(offered) is int:
-                return offered >= values[part.compare[1]]
-        projection = self._projections.get((part, cloud, flavor))
-        if projection is None:
-            lowered = self._machine(cloud, flavor)[1]
-            projection = tuple(lowered.get(word) for word in part.words)
-            self._projections[(part, cloud, flavor)] = projection
-        key = (part, tuple(values[i] for i in part.job_fields), projection)
+        """One clause's value, cached per the request and machine values it reads."""
+        machine, lowered = self._machine(cloud, flavor)
+        key = (
+            clause,
+            tuple(values[i] for i in clause.job_fields),
+            tuple(lowered.get(word) for word in clause.words),
+        )
         if key in self._values:
             return self._values[key]
         if len(self._values) > MAX_CACHE_ENTRIES:
@@ -385,32 +420,45 @@ class Matcher:
         for name in requirements.aliases:
             scope[name] = classad2.ExprTree(f"TARGET.{name}")
         self.evaluations += 1
-        value = self._values[key] = part.expr.eval(
-            scope=scope, target=self._machine(cloud, flavor)[0]
-        )
+        value = self._values[key] = clause.expr.eval(scope=scope, target=machine)
         return value
+
+    def _holds(
+        self,
+        clause: _Clause,
+        requirements: _Requirements,
+        values: tuple[int, int, int, int],
+        cloud: str,
+        flavor: Flavor,
+    ) -> bool:
+        if clause.compare:
+            offered = self._machine(cloud, flavor)[1].get(clause.compare[0])
+            if offered is None or type(offered) is int:
+                return offered is not None and offered >= values[clause.compare[1]]
+        return _truthy(self._value(clause, requirements, values, cloud, flavor))
 
     def _culprit(self, shape: JobShape, fitting: Sequence[Candidate]) -> str:
         """The first clause true on no fitting flavor; else each flavor's first false clause."""
         requirements = self._parsed(shape.requirements)
-        failing: dict[Candidate, list[str]] = {}
-        for cloud, flavor in fitting:
-            failing[(cloud, flavor)] = [
+        values = _job_values(shape)
+        failing = [
+            [
                 clause.text
                 for clause in requirements.clauses
-                if not _truthy(self._value(clause, requirements, shape, cloud, flavor))
+                if not self._holds(clause, requirements, values, cloud, flavor)
             ]
+            for cloud, flavor in fitting
+        ]
         for clause in requirements.clauses:
-            if all(clause.text in texts for texts in failing.values()):
+            if all(clause.text in texts for texts in failing):
                 return clause.text
-        firsts = dict.fromkeys(texts[0] for texts in failing.values() if texts)
-        return "; ".join(list(firsts)[:3]) or str(requirements.whole and requirements.whole.text)
+        return "; ".join(list(dict.fromkeys(texts[0] for texts in failing if texts))[:3])
 
 
 def describe(counts: Mapping[Mismatch, int]) -> tuple[str, ...]:
     """One line per reason, most jobs first: "6 idle jobs can never start: <reason>"."""
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0].code.value, item[0].text))
     return tuple(
-        f"{jobs} idle job{'s' if jobs != 1 else ''} can never start: {reason.text}"
+        f"{jobs:,} idle job{'s' if jobs != 1 else ''} can never start: {reason.text}"
         for reason, jobs in ranked
     )

@@ -293,3 +293,16 @@ def test_provides_render_as_classad_literals_the_worker_advertises() -> None:
     assert classad_literal(False) == "false"
     with pytest.raises(ValueError, match="not a valid ClassAd attribute name"):
         provides_config({"has-cvmfs": True})
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["true", "false", "1", "0", "0.5", "0.0", "undefined", "error", '"a"', "{1}", "[a = 1]"],
+)
+def test_clause_by_clause_agrees_with_classad_conjunction(matcher: Matcher, value: str) -> None:
+    # The matcher decides each top-level clause on its own; that is exact only if `&&` is true
+    # precisely when every operand is true or a nonzero number. Hold classad2 to it.
+    ad = machine_ad(LARGE, pool_id="pool-a", cloud="private")
+    for requirements in (f"(TARGET.Cpus > 1) && {value}", f"{value} && (TARGET.Cpus > 1)"):
+        job = shape(requirements)
+        assert matcher.can_run(job, "private", LARGE) is ad.matches(job_ad(job)), requirements
