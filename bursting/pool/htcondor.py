@@ -16,6 +16,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,6 +58,11 @@ JOB_PROJECTION = [
     "ImageSize",
     "DiskUsage",
     "ExecutableSize",
+    # late materialization (max_materialize, max_idle): on the cluster ad of a job factory
+    "JobFactoryTotalProcs",
+    "TotalSubmitProcs",
+    "JobMaterializeNextProcId",
+    "JobMaterializePaused",
 ]
 SLOT_PROJECTION = [
     "Name",
@@ -99,6 +105,24 @@ LOCATION_PROJECTION = [
     "CondorPlatform",
 ]
 LIVE_JOBS = "JobStatus =?= 1 || JobStatus =?= 2 || JobStatus =?= 5"
+# Live procs, plus the cluster ad of every job factory (it has no ProcId): one query, so the
+# procs materialized so far and the count still to come are read from the same queue state.
+DEMAND_QUERY = f"({LIVE_JOBS}) || (ProcId =?= undefined && JobMaterializeNextProcId =!= undefined)"
+DAEMON_QUERY = 'MyType == "Collector" || MyType == "Scheduler"'
+DAEMON_PROJECTION = [
+    "MyType",
+    "Name",
+    "MyAddress",
+    "AddressV1",
+    "CondorVersion",
+    "DaemonStartTime",
+    "MonitorSelfTime",
+    "MonitorSelfAge",
+]
+# HTCondor's UPDATE_INTERVAL default: how often a startd re-advertises unless configured
+# otherwise (burst workers keep it). No ad states it: the collector's own "UpdateInterval" is its
+# report to the HTCondor developers' collector. The collector's configuration is asked instead.
+DEFAULT_ADVERTISE_INTERVAL = 300.0
 _CONNECT_WORDS = ("connect", "timed out", "timeout", "locate", "refused", "unreachable")
 
 
@@ -298,15 +322,53 @@ class HTCondorPool:
         return self._call(what, lambda: call(schedd))
 
     # ----- BatchPool -----
+    _advertise_interval: float | None = None  # asked of the collector once, then kept
+
     def snapshot(self, now: float | None = None) -> PoolSnapshot:
         jobs = self._schedd_call(
-            "schedd query", lambda s: s.query(LIVE_JOBS, projection=JOB_PROJECTION)
+            "schedd query",
+            lambda s: s.query(
+                DEMAND_QUERY, projection=JOB_PROJECTION, opts=htcondor2.QueryOpt.IncludeClusterAd
+            ),
         )
         slots = self._call(
             f"collector {self.config.collector}",
             lambda: self._collector().query(htcondor2.AdType.Startd, projection=SLOT_PROJECTION),
         )
-        return build_snapshot(jobs, slots, now)
+        # After the slots: a collector restarting in between then shows as young (safe side).
+        daemons = self._call(
+            f"collector {self.config.collector}",
+            lambda: self._collector().query(
+                htcondor2.AdType.Any, constraint=DAEMON_QUERY, projection=DAEMON_PROJECTION
+            ),
+        )
+        snapshot = build_snapshot(jobs, slots, now)
+        collector, schedd = daemon_starts(daemons, self.config.schedd, snapshot.taken_at)
+        return replace(
+            snapshot,
+            collector_started_at=collector,
+            schedd_started_at=schedd,
+            advertise_interval=self._workers_interval(daemons),
+        )
+
+    def _workers_interval(self, daemons: Sequence[classad2.ClassAd]) -> float:
+        """The pool's UPDATE_INTERVAL as the collector's configuration says (the workers share
+        the pool's configuration), asked once; HTCondor's default if it will not say."""
+        if self._advertise_interval is None:
+            collector = next((ad for ad in daemons if ad.get("MyType") == "Collector"), None)
+            if collector is None:
+                return DEFAULT_ADVERTISE_INTERVAL  # ask again next time
+            try:
+                value = self._call(
+                    "collector configuration",
+                    lambda: htcondor2.RemoteParam(collector).get("UPDATE_INTERVAL"),
+                )
+                interval = float(value) if value is not None else DEFAULT_ADVERTISE_INTERVAL
+            except (PoolUnavailable, ValueError) as exc:
+                log.info("collector will not tell its UPDATE_INTERVAL (%s); assuming 300s", exc)
+                interval = DEFAULT_ADVERTISE_INTERVAL
+            self._advertise_interval = interval if interval > 0 else DEFAULT_ADVERTISE_INTERVAL
+        return self._advertise_interval
 
     def workers(self) -> tuple[Worker, ...]:
         slots = self._call(
@@ -457,14 +519,64 @@ def _epoch(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
+def daemon_starts(
+    daemons: Iterable[classad2.ClassAd], schedd: str | None, now: float
+) -> tuple[float, float]:
+    """(collector, schedd): when each started, from its own ad. A daemon whose ad is missing
+    counts as started `now`: a collector that has not even listed itself, or a schedd it has not
+    heard from, has surely not heard from every worker either."""
+    found: dict[str, list[float]] = {"Collector": [], "Scheduler": []}
+    for ad in daemons:
+        kind = str(ad.get("MyType"))
+        if kind == "Scheduler" and schedd is not None and ad.get("Name") != schedd:
+            continue
+        started = _started_at(ad)
+        if kind in found and started is not None:
+            found[kind].append(started)
+    # Several of a kind (e.g. no schedd configured): the youngest decides, on the safe side.
+    return max(found["Collector"], default=now), max(found["Scheduler"], default=now)
+
+
+def _started_at(ad: classad2.ClassAd) -> float | None:
+    """A daemon's start time: DaemonStartTime, or (the collector's ad has none) the time of its
+    last self-monitoring minus its age then."""
+    start = ad.get("DaemonStartTime")
+    if isinstance(start, (int, float)) and not isinstance(start, bool) and start > 0:
+        return float(start)
+    at, age = ad.get("MonitorSelfTime"), ad.get("MonitorSelfAge")
+    if isinstance(at, (int, float)) and isinstance(age, (int, float)) and at > 0:
+        return float(at - age)
+    return None
+
+
+def factory_backlog(ad: classad2.ClassAd) -> int:
+    """Procs a late-materializing cluster (max_materialize, max_idle) has yet to materialize;
+    0 for a paused factory (held or removed cluster, or an error) and for any other ad."""
+    if "ProcId" in ad or int(ad.get("JobMaterializePaused", 0) or 0) != 0:
+        return 0
+    total = ad.get("JobFactoryTotalProcs", ad.get("TotalSubmitProcs"))
+    following = ad.get("JobMaterializeNextProcId")
+    if not isinstance(total, int) or not isinstance(following, int):
+        return 0
+    return max(0, total - following)
+
+
 def build_snapshot(
     jobs: Iterable[classad2.ClassAd], slots: Iterable[classad2.ClassAd], now: float | None
 ) -> PoolSnapshot:
-    """Group job ads by shape (demand, queue rows) and slot ads by execute node (workers)."""
+    """Group job ads by shape (demand, queue rows) and slot ads by execute node (workers).
+    A job factory's cluster ad adds its procs still to materialize as idle since its QDate."""
     idle: dict[JobShape, list[float]] = defaultdict(list)
     counts: dict[tuple[str, JobShape], list[int]] = defaultdict(lambda: [0, 0, 0])
     busy: set[str] = set()
     for ad in jobs:
+        if "ProcId" not in ad:
+            backlog = factory_backlog(ad)
+            if backlog:
+                shape = job_shape(ad)
+                idle[shape].extend([float(ad.get("QDate", 0) or 0)] * backlog)
+                counts[(str(ad.get("Owner", "?")), shape)][0] += backlog
+            continue
         shape = job_shape(ad)
         status = int(ad.get("JobStatus", 1))
         owner = str(ad.get("Owner", "?"))

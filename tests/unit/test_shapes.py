@@ -5,7 +5,7 @@ from __future__ import annotations
 import classad2
 
 from bursting.model import JobState
-from bursting.pool.htcondor import build_snapshot, job_outcome
+from bursting.pool.htcondor import build_snapshot, daemon_starts, job_outcome
 
 REQS = '(TARGET.Arch == "X86_64") && (TARGET.Memory >= RequestMemory)'
 
@@ -123,3 +123,52 @@ def test_held_job_keeps_its_reason() -> None:
     outcome = job_outcome(ad)
     assert outcome.state is JobState.HELD
     assert outcome.hold_reason == "Error from slot: no such file"
+
+
+def factory(total: int, following: int, paused: int = 0, qdate: int = 50) -> classad2.ClassAd:
+    """The cluster ad of a late-materializing cluster: no ProcId."""
+    return classad2.ClassAd(
+        f'[ClusterId = 7; Owner = "alice"; RequestCpus = 1; RequestMemory = 2048;'
+        f" RequestDisk = 2097152; Requirements = {REQS}; QDate = {qdate};"
+        f" JobFactoryTotalProcs = {total}; TotalSubmitProcs = {total};"
+        f" JobMaterializeNextProcId = {following}; JobMaterializePaused = {paused};"
+        f" JobMaterializeLimit = 50; JobStatus = 1]"
+    )
+
+
+def test_procs_still_to_materialize_are_idle_demand_since_the_cluster_was_queued() -> None:
+    materialized = [job(p, 1, entered=60 + p) for p in range(50)]
+    snapshot = build_snapshot([factory(2000, 50), *materialized], [], now=1000.0)
+    (demand,) = snapshot.demand  # the cluster ad's shape is the procs' shape
+    assert demand.idle_jobs == 2000
+    assert demand.idle_since[:1950] == (50.0,) * 1950  # the cluster's QDate, oldest first
+    assert demand.idle_since[1950:] == tuple(float(60 + p) for p in range(50))
+    (row,) = build_snapshot([factory(2000, 50), *materialized], [], now=0).queue
+    assert row.idle == 2000
+
+
+def test_finished_procs_are_not_counted_again() -> None:
+    # 1990 procs materialized (and most of them done); 10 still to come, 5 idle in the queue.
+    snapshot = build_snapshot([factory(2000, 1990), *[job(p, 1) for p in range(5)]], [], 0)
+    assert snapshot.idle_jobs == 15
+    assert build_snapshot([factory(2000, 2000)], [], 0).demand == ()
+
+
+def test_a_paused_factory_is_no_demand() -> None:
+    # held, removed or failed clusters pause their factory: nothing more will materialize
+    for paused in (1, 2, 3):
+        assert build_snapshot([factory(2000, 50, paused=paused)], [], 0).idle_jobs == 0
+
+
+def test_daemon_start_times_from_their_own_ads() -> None:
+    collector = classad2.ClassAd(
+        '[MyType = "Collector"; Name = "cm"; MonitorSelfTime = 900; MonitorSelfAge = 300]'
+    )
+    schedd = classad2.ClassAd('[MyType = "Scheduler"; Name = "s1"; DaemonStartTime = 400]')
+    other = classad2.ClassAd('[MyType = "Scheduler"; Name = "s2"; DaemonStartTime = 700]')
+    assert daemon_starts([collector, schedd], None, now=1000.0) == (600.0, 400.0)
+    assert daemon_starts([collector, schedd, other], "s1", now=1000.0) == (600.0, 400.0)
+    assert daemon_starts([collector, schedd, other], None, now=1000.0) == (600.0, 700.0)
+    # missing ads: as if just started, so absence is not trusted
+    assert daemon_starts([], None, now=1000.0) == (1000.0, 1000.0)
+    assert daemon_starts([schedd], "elsewhere", now=1000.0) == (1000.0, 1000.0)
