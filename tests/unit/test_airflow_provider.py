@@ -330,3 +330,33 @@ def test_the_lost_submit_is_told_apart_from_an_earlier_tries_failed_cluster() ->
     assert retry != earlier
     assert pool.find_clusters(KEY) == [earlier, retry]
     assert pool.submits == 2
+
+
+def test_hook_builds_one_pool_and_pools_share_one_process_token_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import htcondor2
+
+    from bursting.airflow.hooks.htcondor import HTCondorHook
+    from bursting.config import PoolConfig
+    from bursting.pool.htcondor import HTCondorPool
+
+    for name, token in (("pool_a", "aaa.token.one"), ("pool_b", "bbb.token.two")):
+        conn = {"conn_type": "htcondor", "host": "127.0.0.1", "port": 9618, "password": token}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{name.upper()}", json.dumps(conn))
+    hook = HTCondorHook("pool_a")
+    assert hook.get_conn() is hook.get_conn()
+    directory = htcondor2.param["SEC_TOKEN_DIRECTORY"]
+    other_dir = tmp_path / "tokens.d"
+    other_dir.mkdir()
+    (other_dir / "site").write_text("ccc.token.three\n")
+    pools = [
+        hook.get_conn(),
+        HTCondorHook("pool_b").get_conn(),
+        HTCondorPool(PoolConfig(token_dir=other_dir)),
+    ]
+    for pool in pools:
+        pool._link_tokens()
+        assert htcondor2.param["SEC_TOKEN_DIRECTORY"] == directory  # never changed per pool
+    offered = sorted(p.read_text().strip() for p in Path(directory).iterdir())
+    assert {"aaa.token.one", "bbb.token.two", "ccc.token.three"} <= set(offered)
