@@ -41,7 +41,8 @@ MAX_CACHE_ENTRIES = 500_000  # a crude bound: the caches start over rather than 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Job attributes a clause may read, in the order of `_job_values`.
-_JOB_ATTRS = ("requestcpus", "requestmemory", "requestdisk", "requestgpus")
+_CANONICAL_JOB_ATTRS = ("RequestCpus", "RequestMemory", "RequestDisk", "RequestGPUs")
+_JOB_ATTRS = tuple(name.lower() for name in _CANONICAL_JOB_ATTRS)
 # `(TARGET.Memory >= RequestMemory)` and its kin, the bulk of every job's Requirements: compared
 # in Python when both sides are integers (what classad2 would answer), evaluated otherwise.
 _RESOURCE_CLAUSE = re.compile(
@@ -131,14 +132,12 @@ def provides_config(provides: Mapping[str, Scalar]) -> dict[str, str]:
 
 
 def job_ad(shape: JobShape) -> classad2.ClassAd:
-    """The job side of a match: its requests (RequestDisk in KiB) and its Requirements."""
+    """The job side of a match: its requests (RequestDisk in KiB) and its Requirements; raises
+    classad2.ClassAdException if the Requirements cannot be parsed."""
     ad = classad2.ClassAd(dict(zip(_CANONICAL_JOB_ATTRS, _job_values(shape), strict=True)))
     if shape.requirements.strip():
         ad["Requirements"] = classad2.ExprTree(shape.requirements)
     return ad
-
-
-_CANONICAL_JOB_ATTRS = ("RequestCpus", "RequestMemory", "RequestDisk", "RequestGPUs")
 
 
 def _job_values(shape: JobShape) -> tuple[int, int, int, int]:
