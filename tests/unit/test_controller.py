@@ -27,9 +27,10 @@ PRIVATE = Flavor("p.4c", 4, 8192, 40, 0, 0.0)
 PUBLIC = Flavor("c.4c", 4, 8192, 40, 0, 0.5)
 
 
-def make_config(**policy: Any) -> Config:
+def make_config(cloud_settings: dict[str, Any] | None = None, **policy: Any) -> Config:
     def cloud(name: str, priority: int, flavor: Flavor, max_instances: int) -> dict[str, Any]:
         return {
+            **(cloud_settings or {}),
             "name": name,
             "type": "local",
             "priority": priority,
@@ -330,7 +331,7 @@ def test_quota_refusal_forgets_the_instance_and_backs_off() -> None:
     refused = set(world.private.refused)
     assert len(refused) == 2  # the plan filled private first; both creates were refused
     assert {a.instance_id for a, _ in report.failed} == refused
-    assert all("quota" in why for _, why in report.failed)
+    assert all("quota" in str(why) for _, why in report.failed)
     assert world.private.vms == {}
 
     # The records are not left waiting for a boot that will never come: GONE, with the reason.
@@ -374,14 +375,14 @@ class SlowCloud(FakeCloud):
 
     def list_instances(self, pool_id: str) -> CloudSnapshot:
         self.asked.set()
-        if not self.answer.wait(timeout=60):
+        if not self.answer.wait(timeout=120):
             self.gave_up.set()
             raise CloudUnavailable("the slow listing was never let through")
         return super().list_instances(pool_id)
 
 
 def test_slow_cloud_does_not_stall_the_others() -> None:
-    world = World(make_config(interval_seconds=2))
+    world = World(make_config({"call_timeout_seconds": 1}))
     slow = SlowCloud("private", world.clock, world.pool, [PRIVATE])
     world.private = slow
     world.controller = world.new_controller()
