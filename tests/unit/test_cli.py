@@ -69,7 +69,8 @@ def test_user_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     config.write_text("pool: {collector: '127.0.0.1:1', timeout_seconds: 3}\n")
     result = run_cli("q", "--config", str(config))
     assert result.returncode == 1
-    assert "error:" in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error:") and "127.0.0.1:1" in line
     assert "Traceback" not in result.stderr
 
 
