@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bursting.config import Config, load_config
+from bursting.cycle import CycleRecord
 from bursting.errors import BurstingError, ConfigError
 
 if TYPE_CHECKING:
@@ -238,12 +239,21 @@ def status(config: ConfigOption = None) -> None:
     for (cloud, state), count in sorted(counts.items()):
         states.add_row(cloud, state, str(count))
     out.print(states)
-    recent = Table("time", "action", "cloud", "instance", "reason", title="recent decisions")
+    recent = Table(
+        "time", "action", "cloud", "instance", "code", "reason", title="recent decisions"
+    )
     for at, action in store.decisions(15):
         recent.add_row(
-            _clock(at), action.kind.value, action.cloud, action.instance_id, action.reason
+            _clock(at),
+            action.kind.value,
+            action.cloud,
+            action.instance_id,
+            action.code.value,
+            action.reason,
         )
     out.print(recent)
+    for record in store.cycles(1):
+        _last_cycle_tables(record)
 
 
 def _clock(epoch: float) -> str:
@@ -273,6 +283,7 @@ def run(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
+        controller.start()
         controller.run_forever(cycles)
     finally:
         controller.close()
@@ -306,6 +317,46 @@ def plan(
     )
     for note in cycle.notes:
         out.print(f"note: {note}", highlight=False)
+    if report.record is not None and report.record.unschedulable:
+        _unschedulable_table(report.record)
+
+
+def _unschedulable_table(record: CycleRecord) -> None:
+    table = Table("jobs", "reason", "why", title="idle jobs that can never start")
+    for entry in record.unschedulable:
+        table.add_row(str(entry.jobs), entry.code, entry.why)
+    out.print(table)
+
+
+def _last_cycle_tables(record: CycleRecord) -> None:
+    """What the controller's last cycle read, planned and did (from its stored record)."""
+    read = ", ".join(
+        f"{source.name} {'ok' if source.ok else 'UNREADABLE (' + source.error_class + ')'}"
+        for source in (record.pool, *record.clouds)
+    )
+    out.print(
+        f"last cycle {_clock(record.started_at)} took {record.seconds:.2f}s; "
+        f"idle jobs {record.idle_jobs if record.idle_jobs is not None else 'unknown'}; "
+        f"read: {read}",
+        highlight=False,
+    )
+    actions = Table("action", "cloud", "instance", "code", "outcome", "reason", title="last cycle")
+    for action in record.actions:
+        outcome = action.outcome + (f" ({action.error_class})" if action.error_class else "")
+        actions.add_row(
+            action.kind, action.cloud, action.instance_id, action.code, outcome, action.reason
+        )
+    out.print(actions)
+    if record.unschedulable:
+        _unschedulable_table(record)
+    spend = Table("cloud", "per hour now", "spent so far", title="spend")
+    for cloud in sorted({*record.spend_per_hour, *record.spent}):
+        spend.add_row(
+            cloud,
+            f"{record.spend_per_hour.get(cloud, 0.0):.4f}",
+            f"{record.spent.get(cloud, 0.0):.4f}",
+        )
+    out.print(spend)
 
 
 @app.command("rm")

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bursting.errors import ConfigError
 from bursting.model import Flavor
@@ -62,46 +70,41 @@ class FlavorConfig(_Strict):
         )
 
 
-class LocalFaults(_Strict):
-    """Faults the local cloud injects so that failure handling can be tested for real."""
-
-    boot_failure_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
-    hang_in_build: bool = False
-    never_join: bool = False
-    quota_cores: Annotated[int, Field(ge=0)] | None = None
+ATTRIBUTE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+AttributeValue = bool | int | float | str
 
 
-class LocalSettings(_Strict):
-    boot_delay_seconds: Annotated[float, Field(ge=0)] = 5.0
-    faults: LocalFaults = LocalFaults()
-    state_dir: Path | None = None  # where the cloud keeps its records; default in the cache
+def _attribute_names(values: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+    bad = sorted(name for name in values if not re.fullmatch(ATTRIBUTE_PATTERN, name))
+    if bad:
+        raise ValueError(
+            f"{', '.join(map(repr, bad))} cannot be ClassAd attribute names; use letters, "
+            "digits and '_', starting with a letter"
+        )
+    return values
 
 
-class OpenStackSettings(_Strict):
-    cloud: Annotated[str, Field(min_length=1, description="entry in clouds.yaml")]
-    image: Annotated[str, Field(min_length=1)]
-    network: str | None = None
-    key_name: str | None = None
-    security_groups: tuple[str, ...] = ()
+class CloudConfig(_Strict):
+    """What every cloud has, whatever its type. A provider subclasses it with `type` fixed to
+    its name and its own settings key, and registers it in the `bursting.clouds` entry points."""
 
-
-class KubernetesSettings(_Strict):
-    namespace: Annotated[str, Field(min_length=1)] = "bursting"
-    image: Annotated[str, Field(min_length=1)]
-    context: str | None = None
-
-
-class _CloudBase(_Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    type: str
     enabled: bool = True
     priority: Annotated[int, Field(ge=0)] = 10
     min_instances: Annotated[int, Field(ge=0)] = 0
     max_instances: Annotated[int, Field(ge=0)] = 10
     max_concurrent_boots: Annotated[int, Field(ge=1)] = 5
+    call_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 60.0
     flavors: Annotated[tuple[FlavorConfig, ...], Field(min_length=1)]
+    # Attributes this cloud's workers advertise (e.g. HasCVMFS: true); job Requirements are
+    # matched against them when planning, and the worker configuration really advertises them.
+    provides: dict[str, AttributeValue] = Field(default_factory=dict)
+
+    _provides_names = field_validator("provides")(_attribute_names)
 
     @model_validator(mode="after")
-    def _consistent(self) -> _CloudBase:
+    def _consistent(self) -> CloudConfig:
         if self.min_instances > self.max_instances:
             raise ValueError(
                 f"min_instances ({self.min_instances}) exceeds max_instances "
@@ -114,24 +117,46 @@ class _CloudBase(_Strict):
         return self
 
 
-class LocalCloud(_CloudBase):
-    """Embedded cloud: each instance is a real HTCondor execute node on this machine."""
+class UninstalledCloud(CloudConfig):
+    """A disabled cloud whose type has no installed provider: kept, checked, never built."""
 
-    type: Literal["local"]
-    local: LocalSettings = LocalSettings()
-
-
-class OpenStackCloud(_CloudBase):
-    type: Literal["openstack"]
-    openstack: OpenStackSettings
+    model_config = ConfigDict(extra="allow", frozen=True)
 
 
-class KubernetesCloud(_CloudBase):
-    type: Literal["kubernetes"]
-    kubernetes: KubernetesSettings
+class TokenSource(_Strict):
+    """Where a secret comes from: a file or an environment variable, never the config itself."""
+
+    file: Path | None = None
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TokenSource:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of file: PATH or env: VARIABLE")
+        return self
+
+    @field_validator("file")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    def describe(self) -> str:
+        return f"file {self.file}" if self.file is not None else f"environment variable {self.env}"
 
 
-CloudConfig = Annotated[LocalCloud | OpenStackCloud | KubernetesCloud, Field(discriminator="type")]
+class WorkersConfig(_Strict):
+    """How burst workers join the pool; every provider renders this the same way."""
+
+    collector: str | None = None  # as the workers reach it; default: pool.collector
+    token: TokenSource = TokenSource(file=Path("~/.config/bursting/worker.token"))
+    # The defaults are the personal pool's, like pool.collector's; set both for a real pool.
+    uid_domain: str | None = "bursting.devpool"
+    admin_identity: str | None = "bursting@bursting.devpool"  # may drain: the controller
+    idle_shutdown_seconds: Annotated[int, Field(ge=60)] | None = None  # default: from policy
+    retirement_seconds: Annotated[int, Field(ge=0)] = 3 * 24 * 3600
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+
+    _attribute_names = field_validator("attributes")(_attribute_names)
 
 
 class BackoffConfig(_Strict):
@@ -148,7 +173,6 @@ class BackoffConfig(_Strict):
 class SpendConfig(_Strict):
     currency: Annotated[str, Field(min_length=1, max_length=8)] = "CHF"
     max_per_hour: Annotated[float, Field(ge=0)] | None = None
-    max_per_campaign: Annotated[float, Field(ge=0)] | None = None
 
 
 class PolicyConfig(_Strict):
@@ -177,7 +201,8 @@ class MetricsConfig(_Strict):
 
 class Config(_Strict):
     pool: PoolConfig = PoolConfig()
-    clouds: tuple[CloudConfig, ...] = ()
+    workers: WorkersConfig = WorkersConfig()
+    clouds: tuple[SerializeAsAny[CloudConfig], ...] = ()
     policy: PolicyConfig = PolicyConfig()
     store: StoreConfig = StoreConfig()
     metrics: MetricsConfig = MetricsConfig()
@@ -190,7 +215,7 @@ class Config(_Strict):
             raise ValueError(f"cloud names repeat: {', '.join(duplicates)}; make them unique")
         return self
 
-    def cloud(self, name: str) -> LocalCloud | OpenStackCloud | KubernetesCloud:
+    def cloud(self, name: str) -> CloudConfig:
         for cloud in self.clouds:
             if cloud.name == name:
                 return cloud
@@ -198,20 +223,16 @@ class Config(_Strict):
 
 
 def _yaml_path(loc: tuple[int | str, ...], data: Any) -> str:
-    """Render pydantic's location as a YAML path, dropping the union tag pydantic inserts."""
+    """Render pydantic's location as a YAML path."""
     out = ""
     node = data
-    previous: int | str | None = None
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
             node = node[part] if isinstance(node, list) and part < len(node) else None
-        elif isinstance(previous, int) and isinstance(node, dict) and node.get("type") == part:
-            pass  # the discriminator tag pydantic inserts after a list index, not a key
         else:
             out += f".{part}" if out else part
             node = node.get(part) if isinstance(node, dict) else None
-        previous = part
     return out or "(top level)"
 
 
@@ -231,10 +252,6 @@ def _explain(error: Any) -> str:
         return "is not a known key; remove it or check its spelling"
     if kind == "string_pattern_mismatch":
         return f"{got!r} is not a valid name; {NAME_FIX}"
-    if kind == "union_tag_invalid":
-        return f"type must be one of {ctx.get('expected_tags')}, got {ctx.get('tag')!r}"
-    if kind == "union_tag_not_found":
-        return "needs a 'type' key: local, openstack or kubernetes"
     if kind == "too_short":
         return "must not be empty; list at least one"
     if kind in ("int_parsing", "int_type", "int_from_float"):
@@ -256,15 +273,64 @@ def format_errors(exc: ValidationError, data: Any) -> list[str]:
     return [f"{_yaml_path(tuple(e['loc']), data)}: {_explain(e)}" for e in exc.errors()]
 
 
+def _cloud_model(entry: Any, where: str, problems: list[str]) -> type[CloudConfig] | None:
+    """The settings model of this cloud's type, from the installed providers' entry points."""
+    from bursting.clouds.registry import cloud_type, installed_types
+
+    if not isinstance(entry, dict):
+        problems.append(f"{where}: must be a mapping of keys, got {type(entry).__name__}")
+        return None
+    installed = ", ".join(sorted(installed_types())) or "none"
+    kind = entry.get("type")
+    if not isinstance(kind, str) or not kind:
+        problems.append(f"{where}.type: is required; one of the installed types: {installed}")
+        return None
+    if kind in installed_types():
+        return cloud_type(kind).config_model
+    if entry.get("enabled", True) is False:
+        return UninstalledCloud
+    problems.append(
+        f"{where}.type: no cloud provider of type {kind!r} is installed (installed: {installed}); "
+        "install its package, fix the type, or set enabled: false"
+    )
+    return None
+
+
+def _parse_clouds(data: dict[str, Any], problems: list[str]) -> list[CloudConfig]:
+    """Each cloud is validated by its own type's model, so a new type needs no edit here."""
+    entries = data.get("clouds") or []
+    if not isinstance(entries, list):
+        problems.append(f"clouds: must be a list, got {type(entries).__name__}")
+        return []
+    clouds = []
+    for index, entry in enumerate(entries):
+        model = _cloud_model(entry, f"clouds[{index}]", problems)
+        if model is None:
+            continue
+        try:
+            clouds.append(model.model_validate(entry))
+        except ValidationError as exc:
+            problems += [
+                f"{_yaml_path(('clouds', index, *e['loc']), data)}: {_explain(e)}"
+                for e in exc.errors()
+            ]
+    return clouds
+
+
 def parse_config(data: Any, source: str = "config") -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(source, ["(top level): must be a mapping with pool, clouds, policy"])
+    problems: list[str] = []
+    clouds = _parse_clouds(data, problems)
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate({**data, "clouds": clouds})
     except ValidationError as exc:
-        raise ConfigError(source, format_errors(exc, data)) from None
+        problems += format_errors(exc, data)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
 
 
 def load_config(path: str | Path) -> Config:

@@ -6,50 +6,24 @@ development pool starts, so what the tests exercise is what a cloud VM gets.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-
 import yaml
 
-from bursting.model import Flavor, Secret
+from bursting.model import AttributeValue, WorkerSpec
+from bursting.policy.matching import classad_literal
+
+__all__ = ["TOKEN_FILE_NAME", "WorkerSpec", "render_cloud_init", "render_condor_config"]
 
 TOKEN_FILE_NAME = "bursting-pool"
-_ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    """Everything a worker needs to join the pool as one tagged, partitionable execute node."""
-
-    pool_id: str
-    instance_id: str
-    cloud: str
-    flavor: Flavor
-    collector: str
-    token: Secret
-    uid_domain: str | None = None
-    admin_identity: str | None = None
-    idle_shutdown_seconds: int = 1200
-    job_retirement_seconds: int = 3 * 24 * 3600
-    token_dir: str = "/etc/condor/tokens.d"
-    extra_attrs: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in self.extra_attrs:
-            if not _ATTR_NAME.match(name):
-                raise ValueError(f"extra_attrs: {name!r} is not a valid ClassAd attribute name")
-        if self.idle_shutdown_seconds < 60:
-            raise ValueError("idle_shutdown_seconds: must be >= 60 so a booting worker can match")
 
 
 def classad_string(value: str) -> str:
     """Quote a value as a ClassAd string literal."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return classad_literal(value)
 
 
-def burst_attributes(spec: WorkerSpec) -> dict[str, str]:
+def burst_attributes(spec: WorkerSpec) -> dict[str, AttributeValue]:
     """The machine-ad attributes by which the controller recognises its own workers."""
-    attrs = {
+    attrs: dict[str, AttributeValue] = {
         "BurstingPool": spec.pool_id,
         "BurstingInstance": spec.instance_id,
         "BurstingCloud": spec.cloud,
@@ -82,7 +56,8 @@ def render_condor_config(spec: WorkerSpec) -> str:
     if flavor.gpus:
         lines += ["use FEATURE: GPUs", f"# flavor promises {flavor.gpus} GPU(s)"]
     lines += ["", "# Tags the controller uses to find its workers again after a restart."]
-    lines += [f"{name} = {classad_string(value)}" for name, value in attrs.items()]
+    # Typed literals: `HasCVMFS = true` matches `TARGET.HasCVMFS =?= true`; a string would not.
+    lines += [f"{name} = {classad_literal(value)}" for name, value in attrs.items()]
     lines += [
         f"STARTD_ATTRS = $(STARTD_ATTRS) {' '.join(attrs)}",
         f"MASTER_ATTRS = $(MASTER_ATTRS) {' '.join(attrs)}",

@@ -1,7 +1,9 @@
-"""The reconcile loop: observe -> plan (pure) -> persist intent -> act -> persist outcome.
+"""The reconcile loop: observe -> plan (pure) -> persist intent -> act -> persist outcome -> one
+cycle record.
 
-The only code that sleeps. Cloud calls run concurrently with a bounded number in flight; a slow
-or failing cloud delays nothing but its own actions, which are picked up again next cycle.
+The only code that sleeps. Cloud calls run concurrently with a bounded number in flight and a
+per-cloud timeout; a slow or failing cloud delays nothing but its own actions, which are picked
+up again next cycle. A cloud that answers "retry after N seconds" is left alone that long.
 """
 
 from __future__ import annotations
@@ -9,48 +11,70 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field, replace
 
-from bursting.clock import Clock
+from bursting.clock import Clock, SystemClock
 from bursting.clouds.base import CloudProvider
 from bursting.config import Config
-from bursting.errors import BurstingError, PermanentError, PoolUnavailable, QuotaExceeded
+from bursting.cycle import ActionRecord, CycleRecord, SourceRead, Unschedulable
+from bursting.errors import (
+    BurstingError,
+    ConfigError,
+    PermanentError,
+    PoolUnavailable,
+    QuotaExceeded,
+    TransientError,
+)
 from bursting.model import (
     Action,
     ActionKind,
     CloudSnapshot,
+    Flavor,
     Instance,
     InstanceSpec,
     InstanceState,
     PoolSnapshot,
+    WorkerSpec,
 )
-from bursting.planner import CyclePlan, flavor_table, plan_cycle
+from bursting.planner import CyclePlan, flavor_table, matcher_for, plan_cycle
 from bursting.policy.backoff import after_failure
+from bursting.policy.spend import HOUR, accrue
 from bursting.pool.base import BatchPool
 from bursting.store.base import StateStore
+from bursting.workers import WorkerFactory
 
 log = logging.getLogger("bursting.controller")
+WorkerSpecs = Callable[[str, str, Flavor], WorkerSpec]
 
 
 @dataclass
 class CycleReport:
-    """What one cycle saw and did, for logs, `bursting status` and metrics."""
+    """What one cycle saw and did, in the controller's own terms; `record` is the persisted,
+    serialisable form every reader uses."""
 
     started_at: float
     pool: PoolSnapshot | None
     clouds: dict[str, CloudSnapshot | None]
     plan: CyclePlan
+    reads: dict[str, SourceRead] = field(default_factory=dict)
     done: list[Action] = field(default_factory=list)
-    failed: list[tuple[Action, str]] = field(default_factory=list)
+    failed: list[tuple[Action, BaseException]] = field(default_factory=list)
+    skipped: list[Action] = field(default_factory=list)
+    record: CycleRecord | None = None
 
 
 def new_instance_id(pool_id: str) -> Callable[[str], str]:
     """Ids we choose ourselves, so a create can be repeated safely after a crash."""
     return lambda cloud: f"{pool_id}-{cloud}-{secrets.token_hex(4)}"
+
+
+def _error_text(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300] or type(error).__name__
 
 
 class Controller:
@@ -62,7 +86,7 @@ class Controller:
         store: StateStore,
         clock: Clock,
         new_id: Callable[[str], str] | None = None,
-        user_data: Callable[[InstanceSpec], str] | None = None,
+        workers: WorkerSpecs | None = None,
     ) -> None:
         self.config = config
         self.pool = pool
@@ -70,44 +94,133 @@ class Controller:
         self.store = store
         self.clock = clock
         self.new_id = new_id or new_instance_id(config.pool.id)
-        self.user_data = user_data
+        self.workers: WorkerSpecs = workers or WorkerFactory(config)
         self._calls = ThreadPoolExecutor(
             max_workers=config.policy.max_calls_in_flight, thread_name_prefix="cloud"
         )
         self._in_flight: dict[str, Future[None]] = {}
         self._flavors = flavor_table(config)
+        self._matcher = matcher_for(config)
+        self._paused_until: dict[str, float] = {}  # cloud -> until, from retry_after
         self.stopping = threading.Event()
         self.last: CycleReport | None = None
 
+    def _timeout(self, cloud: str) -> float:
+        return self.config.cloud(cloud).call_timeout_seconds
+
+    # ----- start -----
+    def check_clouds(self) -> list[str]:
+        """Compare each cloud's configured flavors with what the cloud offers; returns the
+        problems (config path and fix). A cloud that cannot be asked is only warned about."""
+        problems: list[str] = []
+        for index, cloud in enumerate(self.config.clouds):
+            provider = self.clouds.get(cloud.name)
+            if provider is None:
+                continue
+            try:
+                offered = {
+                    f.name: f
+                    for f in self._calls.submit(provider.flavors).result(
+                        timeout=self._timeout(cloud.name)
+                    )
+                }
+            except Exception as exc:  # unreachable now: check again at the next start
+                log.warning("cloud %s: flavors not checked: %s", cloud.name, _error_text(exc))
+                continue
+            for position, flavor in enumerate(cloud.flavors):
+                where = f"clouds[{index}].flavors[{position}]"
+                real = offered.get(flavor.name)
+                if real is None:
+                    problems.append(
+                        f"{where}.name: {cloud.name} offers no flavor {flavor.name!r} "
+                        f"(it offers: {', '.join(sorted(offered)) or 'none'})"
+                    )
+                elif (real.cpus, real.memory_mb) != (flavor.cpus, flavor.memory_mb):
+                    problems.append(
+                        f"{where}: {cloud.name}'s {flavor.name} has {real.cpus} cores and "
+                        f"{real.memory_mb} MB, the config says {flavor.cpus} and "
+                        f"{flavor.memory_mb}; correct the config"
+                    )
+        return problems
+
+    def start(self) -> None:
+        """Checks before the first cycle: flavors against the clouds, the workers' token."""
+        problems = self.check_clouds()
+        if problems:
+            raise ConfigError("clouds", problems)
+        if isinstance(self.workers, WorkerFactory) and self.clouds:
+            self.workers.token()
+
     # ----- observe -----
-    def observe(self) -> tuple[PoolSnapshot | None, dict[str, CloudSnapshot | None]]:
+    def observe(
+        self, reads: dict[str, SourceRead] | None = None
+    ) -> tuple[PoolSnapshot | None, dict[str, CloudSnapshot | None]]:
+        reads = {} if reads is None else reads
+        now = self.clock.now()
         listings = {
-            name: self._calls.submit(provider.list_instances, self.config.pool.id)
+            name: self._calls.submit(self._timed, provider.list_instances, self.config.pool.id)
             for name, provider in self.clouds.items()
+            if self._paused_until.get(name, 0.0) <= now
         }
+        began = time.monotonic()
         try:
             pool: PoolSnapshot | None = self.pool.snapshot()
+            reads["pool"] = SourceRead("pool", True, seconds=time.monotonic() - began)
         except PoolUnavailable as exc:
             log.warning("pool unreadable: %s", exc)
             pool = None
-        deadline = self.clock.now() + self.config.policy.interval_seconds / 2
+            reads["pool"] = SourceRead(
+                "pool", False, type(exc).__name__, _error_text(exc), time.monotonic() - began
+            )
         clouds: dict[str, CloudSnapshot | None] = {}
-        for name, future in listings.items():
-            try:
-                clouds[name] = future.result(timeout=max(0.1, deadline - self.clock.now()))
-            except FutureTimeout:
-                log.warning("cloud %s: listing did not answer in time", name)
-                clouds[name] = None
-            except Exception as exc:  # any failure to look means "unknown", never "empty"
-                log.warning("cloud %s unreadable: %s", name, exc)
-                clouds[name] = None
+        for name in self.clouds:
+            clouds[name] = self._listing(name, listings.get(name), reads)
         return pool, clouds
+
+    @staticmethod
+    def _timed(call: Callable[[str], CloudSnapshot], pool_id: str) -> tuple[CloudSnapshot, float]:
+        began = time.monotonic()
+        return call(pool_id), time.monotonic() - began
+
+    def _listing(
+        self,
+        name: str,
+        future: Future[tuple[CloudSnapshot, float]] | None,
+        reads: dict[str, SourceRead],
+    ) -> CloudSnapshot | None:
+        """One cloud's listing, or None ("unknown", never "empty") with why in `reads`."""
+        if future is None:
+            until = self._paused_until[name]
+            text = f"asked us to retry after {until - self.clock.now():.0f}s"
+            reads[name] = SourceRead(name, False, "RetryAfter", text)
+            return None
+        try:
+            # Its own timeout, and never more than half a cycle: the others must not wait.
+            limit = min(self._timeout(name), max(0.1, self.config.policy.interval_seconds / 2))
+            snapshot, seconds = future.result(timeout=limit)
+        except FutureTimeout:
+            log.warning("cloud %s: listing did not answer within its timeout", name)
+            reads[name] = SourceRead(name, False, "Timeout", "no answer within call_timeout")
+            return None
+        except Exception as exc:  # any failure to look means "unknown", never "empty"
+            log.warning("cloud %s unreadable: %s", name, exc)
+            self._honour_retry_after(name, exc)
+            reads[name] = SourceRead(name, False, type(exc).__name__, _error_text(exc))
+            return None
+        reads[name] = SourceRead(name, True, seconds=seconds)
+        return snapshot
+
+    def _honour_retry_after(self, cloud: str, error: BaseException) -> None:
+        if isinstance(error, TransientError) and error.retry_after:
+            self._paused_until[cloud] = self.clock.now() + error.retry_after
+            log.info("cloud %s asked to retry after %.0fs", cloud, error.retry_after)
 
     # ----- one cycle -----
     def dry_run(self, new_id: Callable[[str], str] | None = None) -> CycleReport:
         """Observe and plan without persisting or acting (what `bursting plan` shows)."""
         now = self.clock.now()
-        pool, clouds = self.observe()
+        reads: dict[str, SourceRead] = {}
+        pool, clouds = self.observe(reads)
         plan = plan_cycle(
             self.config,
             self.store.instances(),
@@ -116,21 +229,29 @@ class Controller:
             clouds,
             now,
             new_id or self.new_id,
+            matcher=self._matcher,
+            spent_last_hour=self.store.spent(since=now - HOUR),
+            paused_until=self._paused_until,
         )
-        return CycleReport(now, pool, clouds, plan)
+        report = CycleReport(now, pool, clouds, plan, reads)
+        report.record = self._record(report, dry_run=True)
+        return report
 
     def run_once(self) -> CycleReport:
         report = self.dry_run()
         now, plan = report.started_at, report.plan
-        # Intent first: every instance we are about to create is on disk before the call.
+        # Spend first, over the instances as they were since the last accrual.
+        self.store.accrue(accrue(self.store.instances(), self.store.accrued_at(), now), now)
+        # Intent next: every instance we are about to create is on disk before the call.
         self.store.save(plan.instances, now)
         for (cloud, flavor), backoff in plan.backoff_changes.items():
             self.store.set_backoff(cloud, flavor, backoff)
         self.store.record(plan.actions, now)
         self._act(plan, report)
+        report.record = self._record(report, dry_run=False)
+        self.store.save_cycle(report.record)
         self.last = report
-        for note in plan.notes:
-            log.info("note: %s", note)
+        self._log(report.record)
         return report
 
     def _act(self, plan: CyclePlan, report: CycleReport) -> None:
@@ -139,30 +260,24 @@ class Controller:
         for action in plan.actions:
             running = self._in_flight.get(action.instance_id)
             if running is not None and not running.done():
-                continue  # the previous cycle's call for it is still out
-            log.info(
-                "%s %s on %s (%s): %s",
-                action.kind.value,
-                action.instance_id,
-                action.cloud,
-                action.flavor,
-                action.reason,
-            )
-            future = self._calls.submit(self._perform, action, by_id.get(action.instance_id))
+                report.skipped.append(action)  # the previous cycle's call for it is still out
+                continue
+            future = self._calls.submit(self._perform, action)
             self._in_flight[action.instance_id] = future
             started[future] = action
-        done, _ = wait_all(started, timeout=self.config.policy.interval_seconds * 0.8)
+        longest = max((self._timeout(a.cloud) for a in started.values()), default=0.0)
+        done, _ = wait_all(started, timeout=min(longest, self.config.policy.interval_seconds))
         for future in done:
             action = started[future]
             error = future.exception()
             if error is None:
                 report.done.append(action)
             else:
-                report.failed.append((action, str(error)))
+                report.failed.append((action, error))
                 self._failed(action, error, by_id.get(action.instance_id))
         self._in_flight = {k: f for k, f in self._in_flight.items() if not f.done()}
 
-    def _perform(self, action: Action, instance: Instance | None) -> None:
+    def _perform(self, action: Action) -> None:
         if action.kind is ActionKind.DRAIN:
             if action.worker:
                 self.pool.drain([action.worker])
@@ -174,15 +289,20 @@ class Controller:
             provider.delete(action.instance_id)
             return
         flavor = self._flavors[(action.cloud, action.flavor)]
-        spec = InstanceSpec(action.instance_id, self.config.pool.id, action.cloud, flavor)
-        if self.user_data is not None:
-            spec = replace(spec, user_data=self.user_data(spec))
+        worker = self.workers(action.instance_id, action.cloud, flavor)
+        spec = InstanceSpec(action.instance_id, self.config.pool.id, action.cloud, flavor, worker)
         provider.create(spec)
 
     def _failed(self, action: Action, error: BaseException, instance: Instance | None) -> None:
         log.warning(
-            "%s %s on %s failed: %s", action.kind.value, action.instance_id, action.cloud, error
+            "%s %s on %s failed (%s): %s",
+            action.kind.value,
+            action.instance_id,
+            action.cloud,
+            type(error).__name__,
+            _error_text(error),
         )
+        self._honour_retry_after(action.cloud, error)
         if action.kind is not ActionKind.CREATE or instance is None:
             return  # drains and deletes are simply asked again next cycle
         if isinstance(error, (QuotaExceeded, PermanentError)):
@@ -192,7 +312,7 @@ class Controller:
                 instance,
                 state=InstanceState.GONE,
                 state_since=now,
-                reason=f"create refused: {error}",
+                reason=f"create refused ({type(error).__name__}): {_error_text(error)}",
             )
             self.store.save([gone], now)
             key = (action.cloud, action.flavor)
@@ -204,6 +324,93 @@ class Controller:
                     self.store.backoffs().get(key), now, policy.initial_seconds, policy.max_seconds
                 ),
             )
+
+    # ----- the record -----
+    def _record(self, report: CycleReport, dry_run: bool) -> CycleRecord:
+        failed = {id(a): e for a, e in report.failed}
+        done = {id(a) for a in report.done}
+        skipped = {id(a) for a in report.skipped}
+
+        def outcome(action: Action) -> ActionRecord:
+            base = ActionRecord(
+                action.kind.value,
+                action.cloud,
+                action.instance_id,
+                action.flavor,
+                action.code.value,
+                action.reason,
+            )
+            if dry_run:
+                return base
+            if id(action) in failed:
+                error = failed[id(action)]
+                return replace(
+                    base,
+                    outcome="failed",
+                    error_class=type(error).__name__,
+                    error=_error_text(error),
+                )
+            if id(action) in done:
+                return replace(base, outcome="done")
+            return replace(base, outcome="skipped" if id(action) in skipped else "pending")
+
+        plan = report.plan
+        counts: dict[str, dict[str, int]] = {}
+        for instance in plan.instances:
+            if instance.state.live:
+                per_cloud = counts.setdefault(instance.cloud, {})
+                per_cloud[instance.state.value] = per_cloud.get(instance.state.value, 0) + 1
+        rate: dict[str, float] = {}
+        for instance in plan.instances:
+            if instance.state.live:
+                rate[instance.cloud] = rate.get(instance.cloud, 0.0) + instance.price_per_hour
+        pool_read = report.reads.get("pool", SourceRead("pool", report.pool is not None))
+        return CycleRecord(
+            started_at=report.started_at,
+            seconds=max(0.0, self.clock.now() - report.started_at),
+            pool=pool_read,
+            clouds=tuple(
+                report.reads.get(name, SourceRead(name, snap is not None))
+                for name, snap in report.clouds.items()
+            ),
+            idle_jobs=report.pool.idle_jobs if report.pool is not None else None,
+            actions=tuple(outcome(a) for a in plan.actions),
+            unschedulable=tuple(
+                Unschedulable(m.code.value, jobs, 1, m.text)
+                for m, jobs in sorted(plan.unschedulable.items(), key=lambda m: -m[1])
+            ),
+            notes=tuple(plan.notes),
+            instances=counts,
+            spend_per_hour=rate,
+            spent=self.store.spent(),
+            dry_run=dry_run,
+        )
+
+    def _log(self, record: CycleRecord) -> None:
+        for action in record.actions:
+            log.info(
+                "%s %s on %s (%s) [%s]: %s -> %s%s",
+                action.kind,
+                action.instance_id,
+                action.cloud,
+                action.flavor,
+                action.code,
+                action.reason,
+                action.outcome,
+                f" ({action.error_class}: {action.error})" if action.error_class else "",
+            )
+        for note in record.notes:
+            log.info("note: %s", note)
+        log.info(
+            "cycle: %.2fs, pool %s, clouds read %d/%d, %d planned, %d done, %d failed",
+            record.seconds,
+            "read" if record.pool.ok else f"unreadable ({record.pool.error_class})",
+            sum(1 for c in record.clouds if c.ok),
+            len(record.clouds),
+            len(record.actions),
+            record.count("done"),
+            record.count("failed"),
+        )
 
     # ----- the daemon -----
     def run_forever(self, cycles: int | None = None) -> None:
@@ -219,14 +426,11 @@ class Controller:
                 break
             pause = self.config.policy.interval_seconds - (self.clock.now() - began)
             if pause > 0:
-                self.stopping.wait(pause) if _real(self.clock) else self.clock.sleep(pause)
+                if isinstance(self.clock, SystemClock):
+                    self.stopping.wait(pause)
+                else:
+                    self.clock.sleep(pause)
 
     def close(self) -> None:
         self.stopping.set()
         self._calls.shutdown(wait=False, cancel_futures=True)
-
-
-def _real(clock: Clock) -> bool:
-    from bursting.clock import SystemClock
-
-    return isinstance(clock, SystemClock)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 
@@ -242,11 +243,17 @@ class CloudInstance:
 
 @dataclass(frozen=True)
 class Quota:
-    """What the cloud still allows; None means unlimited."""
+    """What the cloud still allows; None means unlimited. `known=False`: the cloud would not
+    say (its quota call failed), so that cloud gets no creates this cycle."""
 
     instances: int | None = None
     cores: int | None = None
     memory_mb: int | None = None
+    known: bool = True
+
+    @classmethod
+    def unknown(cls) -> Quota:
+        return cls(known=False)
 
 
 @dataclass(frozen=True)
@@ -262,15 +269,46 @@ class CloudSnapshot:
         return {instance.id: instance for instance in self.instances}
 
 
+_ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+AttributeValue = bool | int | float | str  # a machine attribute a worker advertises
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs to join the pool as one tagged, partitionable execute node.
+    Each provider renders it its own way (cloud-init, ConfigMap and Secret, a local node)."""
+
+    pool_id: str
+    instance_id: str
+    cloud: str
+    flavor: Flavor
+    collector: str
+    token: Secret = field(repr=False)
+    uid_domain: str | None = None
+    admin_identity: str | None = None
+    idle_shutdown_seconds: int = 1200
+    job_retirement_seconds: int = 3 * 24 * 3600
+    token_dir: str = "/etc/condor/tokens.d"
+    extra_attrs: dict[str, AttributeValue] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in self.extra_attrs:
+            if not _ATTR_NAME.match(name):
+                raise ValueError(f"extra_attrs: {name!r} is not a valid ClassAd attribute name")
+        if self.idle_shutdown_seconds < 60:
+            raise ValueError("idle_shutdown_seconds: must be >= 60 so a booting worker can match")
+
+
 @dataclass(frozen=True)
 class InstanceSpec:
-    """What the controller asks a cloud to create; the id is chosen by us (idempotent create)."""
+    """What the controller asks a cloud to create; the id is chosen by us (idempotent create).
+    `worker` is how the instance joins the pool; None only for clouds that need no bootstrap."""
 
     id: str
     pool_id: str
     cloud: str
     flavor: Flavor
-    user_data: str = field(default="", repr=False)
+    worker: WorkerSpec | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -297,6 +335,26 @@ class ActionKind(enum.Enum):
     DELETE = "delete"
 
 
+class ReasonCode(enum.Enum):
+    """Why an action was planned: a small fixed set, safe as a metric label. The free text
+    beside it (Action.reason) carries the details."""
+
+    DEMAND = "demand"  # idle jobs need room
+    MIN_INSTANCES = "min_instances"  # the cloud's floor is not met
+    CREATE_UNCONFIRMED = "create_unconfirmed"  # asking again for a create not yet confirmed
+    IDLE = "idle"  # a worker idle long enough and not needed
+    DRAIN_AGAIN = "drain_again"  # an earlier drain did not take
+    DRAINED = "drained"  # its startd left after a drain
+    BOOT_FAILED = "boot_failed"  # the cloud reported an error while booting
+    BOOT_TIMEOUT = "boot_timeout"  # not ACTIVE (or not confirmed) in time
+    JOIN_TIMEOUT = "join_timeout"  # ACTIVE but its startd never joined
+    DRAIN_TIMEOUT = "drain_timeout"  # running jobs did not finish within the drain timeout
+    WORKER_LOST = "worker_lost"  # its startd left the pool unasked
+    CLOUD_ERROR = "cloud_error"  # the cloud reports ERROR for a running instance
+    ORPHAN = "orphan"  # tagged as ours, unknown to the store
+    CLEANUP = "cleanup"  # a delete the cloud has not finished yet
+
+
 @dataclass(frozen=True)
 class Action:
     """One thing the controller will do, and why."""
@@ -307,6 +365,7 @@ class Action:
     flavor: str = ""
     reason: str = ""
     worker: str = ""  # the startd to drain, for DRAIN
+    code: ReasonCode = ReasonCode.DEMAND
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import sys
 import time
 
 from bursting.clock import Clock, SystemClock
-from bursting.clouds.base import CloudProvider
-from bursting.clouds.registry import provider_class
+from bursting.clouds.base import CloudProvider, ProviderContext
+from bursting.clouds.registry import cloud_type
 from bursting.config import Config
 from bursting.controller import Controller
 from bursting.pool.htcondor import HTCondorPool
@@ -41,22 +41,13 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def build_clouds(config: Config, clock: Clock) -> dict[str, CloudProvider]:
-    """A provider per enabled cloud, looked up by type in the `bursting.clouds` entry points."""
-    providers: dict[str, CloudProvider] = {}
-    for cloud in config.clouds:
-        if not cloud.enabled:
-            continue
-        cls = provider_class(cloud.type)
-        if cloud.type == "local":
-            providers[cloud.name] = cls(cloud, clock=clock, idle_shutdown_seconds=_backstop(config))
-        else:
-            providers[cloud.name] = cls(cloud, clock=clock)
-    return providers
-
-
-def _backstop(config: Config) -> int:
-    """Workers shut themselves down well after the controller would have drained them."""
-    return int(max(60.0, 3 * config.policy.idle_seconds + 2 * config.policy.interval_seconds))
+    """A provider per enabled cloud, each built by its type's registered factory."""
+    context = ProviderContext(clock=clock, pool_id=config.pool.id)
+    return {
+        cloud.name: cloud_type(cloud.type).build(cloud, context)
+        for cloud in config.clouds
+        if cloud.enabled
+    }
 
 
 def build_controller(config: Config, clock: Clock | None = None) -> Controller:

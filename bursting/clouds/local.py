@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from bursting.clock import Clock, SystemClock
-from bursting.config import LocalCloud as LocalCloudConfig
-from bursting.contextualize import WorkerSpec
+from bursting.clouds.base import CloudProvider, CloudType, ProviderContext
+from bursting.clouds.local_config import LocalCloud as LocalCloudConfig
+from bursting.config import CloudConfig
 from bursting.devpool import DevPool
-from bursting.devpool import condor_config as cc
 from bursting.devpool.layout import cache_root
-from bursting.devpool.pool import admin_identity
 from bursting.errors import CloudUnavailable, PermanentError, QuotaExceeded
 from bursting.model import (
     CloudInstance,
@@ -32,6 +31,7 @@ from bursting.model import (
     InstanceSpec,
     Quota,
     Secret,
+    WorkerSpec,
 )
 
 
@@ -45,6 +45,7 @@ class _Record:
     boot_at: float
     fault: str | None = None
     node: bool = False
+    worker: dict[str, Any] | None = None  # the WorkerSpec it boots with, like a VM's user-data
 
 
 class LocalCloudProvider:
@@ -56,13 +57,11 @@ class LocalCloudProvider:
         devpool: DevPool | None = None,
         clock: Clock | None = None,
         state_dir: Path | None = None,
-        idle_shutdown_seconds: int = 1200,
     ) -> None:
         self.name = config.name
         self.config = config
         self.devpool = devpool or DevPool()
         self.clock = clock or SystemClock()
-        self.idle_shutdown_seconds = idle_shutdown_seconds
         directory = state_dir or config.local.state_dir or cache_root() / "local-clouds"
         directory = directory.expanduser()
         directory.mkdir(parents=True, exist_ok=True)
@@ -73,7 +72,6 @@ class LocalCloudProvider:
         self._booted = directory / f"{config.name}.nodes"
         self._booted.mkdir(exist_ok=True)
         self._flavors = {f.name: f.to_flavor() for f in config.flavors}
-        self._token: Secret | None = None
 
     # ----- the cloud's database -----
     @contextlib.contextmanager
@@ -122,21 +120,11 @@ class LocalCloudProvider:
                 record.status, record.fault = CloudStatus.ERROR.value, f"node start: {exc}"
 
     def _start_node(self, record: _Record) -> None:
-        if self._token is None:
-            self._token = self.devpool.mint_token(f"condor@{cc.UID_DOMAIN}")
-        flavor = self._flavors[record.flavor]
-        spec = WorkerSpec(
-            pool_id=record.pool_id,
-            instance_id=record.id,
-            cloud=self.name,
-            flavor=flavor,
-            collector=cc.COLLECTOR,
-            token=self._token,
-            uid_domain=cc.UID_DOMAIN,
-            admin_identity=admin_identity(),
-            idle_shutdown_seconds=self.idle_shutdown_seconds,
-        )
-        self.devpool.add_node(flavor.cpus, flavor.memory_mb, name=record.id, spec=spec)
+        """Boot the instance: a devpool execute node configured only by its WorkerSpec."""
+        if record.worker is None:
+            raise PermanentError("it was created without a worker spec")
+        spec = _worker_spec(record.worker)
+        self.devpool.add_node(spec.flavor.cpus, spec.flavor.memory_mb, name=record.id, spec=spec)
         record.node = True
 
     def _reap(self, records: dict[str, _Record]) -> None:
@@ -161,6 +149,8 @@ class LocalCloudProvider:
     def create(self, spec: InstanceSpec) -> CloudInstance:
         if spec.flavor.name not in self._flavors:
             raise PermanentError(f"{self.name}: no flavor {spec.flavor.name!r}")
+        if self.config.local.faults.create_delay_seconds:
+            self.clock.sleep(self.config.local.faults.create_delay_seconds)  # API latency
         with self._records() as records:
             if spec.id in records:
                 return _public(self.name, records[spec.id])
@@ -178,6 +168,7 @@ class LocalCloudProvider:
                 now + self.config.local.boot_delay_seconds,
             )
             records[spec.id] = record
+            record.worker = _worker_record(spec.worker)
             self._advance(records)
             return _public(self.name, record)
 
@@ -202,6 +193,8 @@ class LocalCloudProvider:
         return tuple(self._flavors.values())
 
     def quota(self) -> Quota:
+        if self.config.local.faults.quota_unknown:
+            return Quota.unknown()
         cores = self.config.local.faults.quota_cores
         if cores is None:
             return Quota()
@@ -227,3 +220,33 @@ def _public(cloud: str, record: _Record) -> CloudInstance:
         pool_id=record.pool_id,
         fault=record.fault,
     )
+
+
+def _worker_record(worker: WorkerSpec | None) -> dict[str, Any] | None:
+    """The worker spec as the records file keeps it (the file is private to root, 0600)."""
+    if worker is None:
+        return None
+    fields = {name: getattr(worker, name) for name in worker.__dataclass_fields__}
+    fields["flavor"] = asdict(worker.flavor)
+    fields["token"] = worker.token.reveal()
+    return fields
+
+
+def _worker_spec(fields: dict[str, Any]) -> WorkerSpec:
+    return WorkerSpec(
+        **{
+            **fields,
+            "flavor": Flavor(**fields["flavor"]),
+            "token": Secret(fields["token"]),
+            "extra_attrs": dict(fields["extra_attrs"]),
+        }
+    )
+
+
+def _build(config: CloudConfig, context: ProviderContext) -> CloudProvider:
+    if not isinstance(config, LocalCloudConfig):
+        raise PermanentError(f"cloud {config.name}: not a local cloud config")
+    return LocalCloudProvider(config, clock=context.clock)
+
+
+CLOUD_TYPE = CloudType(config_model=LocalCloudConfig, build=_build)

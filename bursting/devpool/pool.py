@@ -41,10 +41,11 @@ from bursting.devpool.layout import (
     unmount_all,
 )
 from bursting.errors import DevPoolError
-from bursting.model import Flavor, Secret
+from bursting.model import AttributeValue, Flavor, Secret
 
 DEFAULT_TOKEN_DIR = Path("~/.config/bursting/tokens.d").expanduser()
 TOKEN_NAME = "devpool"
+WORKER_TOKEN_NAME = "worker.token"
 SCRATCH = Path("/var/tmp/bursting")
 STOP_TIMEOUT = 60.0
 
@@ -142,6 +143,12 @@ class DevPool:
     @property
     def token_file(self) -> Path:
         return self.token_dir / TOKEN_NAME
+
+    @property
+    def worker_token_file(self) -> Path:
+        """The token burst workers join with (identity condor@UID_DOMAIN): `workers.token.file`
+        of the embedded configs. Outside tokens.d: the host's own clients must not present it."""
+        return self.token_dir.parent / WORKER_TOKEN_NAME
 
     # ----- up -----
     def up(self, shared: list[Path] | None = None, local_cpus: int = 0) -> None:
@@ -335,6 +342,7 @@ class DevPool:
         # Minted afresh each time: a token from an earlier image's signing key would be refused.
         token = self.mint_token(admin_identity())
         _write_secret(self.token_file, token)
+        _write_secret(self.worker_token_file, self.mint_token(f"condor@{cc.UID_DOMAIN}"))
 
     def ensure_token(self) -> Path:
         require_root()
@@ -374,7 +382,7 @@ class DevPool:
             token=self.mint_token(f"condor@{cc.UID_DOMAIN}"),
             uid_domain=cc.UID_DOMAIN,
             admin_identity=admin_identity(),
-            extra_attrs=attrs,
+            extra_attrs=dict[str, AttributeValue](attrs),
         )
         spec = WorkerSpec(**{**spec.__dict__, "token_dir": token_dir})
         base, worker = cc.execute_node(self._paths(), name, spec)
@@ -383,7 +391,11 @@ class DevPool:
         pid = self._start_master(f"nodes/{name}")
         with self._editing() as state:
             state.setdefault("nodes", {})[name] = NodeInfo(  # type: ignore[index]
-                name, pid, spec.flavor.cpus, spec.flavor.memory_mb, dict(spec.extra_attrs)
+                name,
+                pid,
+                spec.flavor.cpus,
+                spec.flavor.memory_mb,
+                {k: str(v) for k, v in spec.extra_attrs.items()},
             ).__dict__
         return name
 

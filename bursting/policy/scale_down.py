@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from bursting.model import Flavor, Instance, InstanceState, JobShape
 from bursting.policy.packing import Room
@@ -18,8 +18,10 @@ def plan_scale_down(
     idle_seconds: float,
     min_instances: Mapping[str, int],
     now: float,
+    could_run: Callable[[JobShape, Instance], bool] | None = None,
 ) -> dict[str, str]:
-    """Instance id -> reason, for RUNNING workers to drain now."""
+    """Instance id -> reason, for RUNNING workers to drain now. A worker is kept while idle jobs
+    wait that it could run (`could_run`: their Requirements against its cloud and flavor)."""
     if not pool_known:
         return {}
     keep = Counter(i.cloud for i in instances if i.state in (InstanceState.RUNNING, *_COMING))
@@ -37,7 +39,12 @@ def plan_scale_down(
         if keep[instance.cloud] <= min_instances.get(instance.cloud, 0):
             continue
         flavor = flavors.get((instance.cloud, instance.flavor))
-        if flavor and any(count and Room.of_flavor(flavor).fits(s) for s, count in demand.items()):
+        if flavor and any(
+            count
+            and Room.of_flavor(flavor).fits(s)
+            and (could_run is None or could_run(s, instance))
+            for s, count in demand.items()
+        ):
             continue  # idle jobs could run here: the negotiator may just not have matched yet
         keep[instance.cloud] -= 1
         idle = now - (instance.idle_since or now)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
+from bursting.cycle import CycleRecord
 from bursting.model import Action, Instance
 from bursting.policy.backoff import Backoff
 
@@ -27,3 +28,15 @@ class StateStore(Protocol):
     def set_backoff(self, cloud: str, flavor: str, backoff: Backoff | None) -> None: ...
 
     def history(self, instance_id: str) -> list[tuple[float, str, str, str]]: ...
+
+    def save_cycle(self, record: CycleRecord) -> None:
+        """Keep this cycle's record (the newest ones are kept, older ones dropped)."""
+        ...
+
+    def cycles(self, limit: int = 1) -> list[CycleRecord]: ...
+
+    def accrue(self, amounts: Mapping[str, float], now: float) -> None: ...
+
+    def accrued_at(self) -> float | None: ...
+
+    def spent(self, since: float | None = None) -> dict[str, float]: ...

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bursting.model import Action, ActionKind, Instance, InstanceState
+from bursting.cycle import CycleRecord
+from bursting.model import Action, ActionKind, Instance, InstanceState, ReasonCode
 from bursting.policy.backoff import Backoff
 
 SCHEMA = """
@@ -23,18 +24,25 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE TABLE IF NOT EXISTS decisions (
     at REAL NOT NULL, kind TEXT NOT NULL, cloud TEXT NOT NULL, instance_id TEXT NOT NULL,
-    flavor TEXT NOT NULL, reason TEXT NOT NULL
+    flavor TEXT NOT NULL, reason TEXT NOT NULL, code TEXT NOT NULL DEFAULT 'demand'
 );
 CREATE TABLE IF NOT EXISTS backoff (
     cloud TEXT NOT NULL, flavor TEXT NOT NULL, failures INTEGER NOT NULL, until REAL NOT NULL,
     PRIMARY KEY (cloud, flavor)
 );
 CREATE INDEX IF NOT EXISTS history_by_instance ON history (instance_id);
+CREATE TABLE IF NOT EXISTS cycles (id INTEGER PRIMARY KEY, at REAL NOT NULL, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS spend (at REAL NOT NULL, cloud TEXT NOT NULL, amount REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS spend_by_time ON spend (at);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
 """
 COLUMNS = (
     "id, cloud, flavor, cpus, memory_mb, price_per_hour, state, state_since, created_at, "
     "worker_missing, idle_since, reason"
 )
+
+
+CYCLES_KEPT = 1000
 
 
 def open_store(url: str) -> SQLiteStore:
@@ -93,6 +101,9 @@ class SQLiteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(decisions)")}
+        if "code" not in columns:  # a store written before reason codes existed
+            self._db.execute("ALTER TABLE decisions ADD COLUMN code TEXT NOT NULL DEFAULT 'demand'")
 
     def close(self) -> None:
         self._db.close()
@@ -123,19 +134,25 @@ class SQLiteStore:
     def record(self, actions: Sequence[Action], now: float) -> None:
         with self._transaction():
             self._db.executemany(
-                "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)",
-                [(now, a.kind.value, a.cloud, a.instance_id, a.flavor, a.reason) for a in actions],
+                "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (now, a.kind.value, a.cloud, a.instance_id, a.flavor, a.reason, a.code.value)
+                    for a in actions
+                ],
             )
 
     def decisions(self, limit: int = 20) -> list[tuple[float, Action]]:
         rows = self._db.execute(
-            "SELECT at, kind, cloud, instance_id, flavor, reason FROM decisions "
+            "SELECT at, kind, cloud, instance_id, flavor, reason, code FROM decisions "
             "ORDER BY rowid DESC LIMIT ?",
             (limit,),
         )
         return [
-            (float(at), Action(ActionKind(kind), cloud, instance_id, flavor, reason))
-            for at, kind, cloud, instance_id, flavor, reason in rows
+            (
+                float(at),
+                Action(ActionKind(kind), cloud, instance_id, flavor, reason, code=ReasonCode(code)),
+            )
+            for at, kind, cloud, instance_id, flavor, reason, code in rows
         ]
 
     def backoffs(self) -> dict[tuple[str, str], Backoff]:
@@ -161,6 +178,44 @@ class SQLiteStore:
             (instance_id,),
         )
         return [(float(at), str(a), str(b), str(r)) for at, a, b, r in rows]
+
+    # ----- cycle records -----
+    def save_cycle(self, record: CycleRecord, keep: int = CYCLES_KEPT) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO cycles (at, record) VALUES (?, ?)",
+                (record.started_at, record.to_json()),
+            )
+            self._db.execute(
+                "DELETE FROM cycles WHERE id <= (SELECT MAX(id) FROM cycles) - ?", (keep,)
+            )
+
+    def cycles(self, limit: int = 1) -> list[CycleRecord]:
+        """The newest cycle records first."""
+        rows = self._db.execute("SELECT record FROM cycles ORDER BY id DESC LIMIT ?", (limit,))
+        return [CycleRecord.from_json(str(text)) for (text,) in rows]
+
+    # ----- spend -----
+    def accrue(self, amounts: Mapping[str, float], now: float) -> None:
+        """Add what each cloud's instances cost since the last accrual, and remember `now`."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO spend VALUES (?, ?, ?)",
+                [(now, cloud, amount) for cloud, amount in amounts.items() if amount > 0],
+            )
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('spend_accrued_at', ?)", (now,))
+
+    def accrued_at(self) -> float | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'spend_accrued_at'").fetchone()
+        return None if row is None else float(row[0])
+
+    def spent(self, since: float | None = None) -> dict[str, float]:
+        """Accrued spend per cloud, in all or since `since`."""
+        rows = self._db.execute(
+            "SELECT cloud, SUM(amount) FROM spend WHERE at > ? GROUP BY cloud",
+            (-1.0 if since is None else since,),
+        )
+        return {str(cloud): float(total) for cloud, total in rows}
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)

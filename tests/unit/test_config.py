@@ -49,30 +49,53 @@ def test_unknown_key_is_an_error_not_ignored() -> None:
 
 
 def test_unknown_key_inside_cloud_settings() -> None:
-    cloud = {**LOCAL_CLOUD, "type": "openstack", "openstack": {"cloud": "c", "image": "i", "x": 1}}
+    cloud = {**LOCAL_CLOUD, "local": {"boot_delay_seconds": 1, "x": 1}}
     assert problems({"clouds": [cloud]}) == [
-        "clouds[0].openstack.x: is not a known key; remove it or check its spelling"
+        "clouds[0].local.x: is not a known key; remove it or check its spelling"
     ]
 
 
 def test_missing_required_keys() -> None:
-    found = problems({"clouds": [{"name": "a", "type": "openstack", "flavors": [{"name": "f"}]}]})
+    found = problems({"clouds": [{"name": "a", "type": "local", "flavors": [{"name": "f"}]}]})
     assert "clouds[0].flavors[0].cpus: is required; add it" in found
     assert "clouds[0].flavors[0].memory_mb: is required; add it" in found
-    assert "clouds[0].openstack: is required; add it" in found
 
 
-def test_unknown_cloud_type() -> None:
+def test_enabled_cloud_of_an_uninstalled_type_fails_the_check() -> None:
     (problem,) = problems({"clouds": [{**LOCAL_CLOUD, "type": "aws"}]})
-    assert problem.startswith("clouds[0]: type must be one of")
-    assert "'aws'" in problem
+    assert problem.startswith("clouds[0].type: no cloud provider of type 'aws' is installed")
+    assert "installed: local" in problem and "enabled: false" in problem
+
+
+def test_disabled_cloud_of_an_uninstalled_type_is_kept_but_never_built() -> None:
+    cloud = {**LOCAL_CLOUD, "type": "aws", "enabled": False, "aws": {"region": "x"}}
+    config = parse_config({"clouds": [cloud]})
+    assert config.clouds[0].type == "aws" and not config.clouds[0].enabled
 
 
 def test_missing_cloud_type() -> None:
     cloud = {k: v for k, v in LOCAL_CLOUD.items() if k != "type"}
     assert problems({"clouds": [cloud]}) == [
-        "clouds[0]: needs a 'type' key: local, openstack or kubernetes"
+        "clouds[0].type: is required; one of the installed types: local"
     ]
+
+
+def test_workers_token_comes_from_a_file_or_the_environment_never_inline() -> None:
+    assert problems({"workers": {"token": {"file": "/x", "env": "T"}}}) == [
+        "workers.token: give exactly one of file: PATH or env: VARIABLE"
+    ]
+    assert problems({"workers": {"token": "abc"}}) == [
+        "workers.token: must be a mapping of keys, got str"
+    ]
+    found = problems({"workers": {"attributes": {"has cvmfs": True}}})
+    assert found and found[0].startswith("workers.attributes:")
+
+
+def test_provides_is_a_map_of_attribute_names() -> None:
+    config = parse_config({"clouds": [{**LOCAL_CLOUD, "provides": {"HasCVMFS": True}}]})
+    assert config.clouds[0].provides == {"HasCVMFS": True}
+    (problem,) = problems({"clouds": [{**LOCAL_CLOUD, "provides": {"1bad": 1}}]})
+    assert problem.startswith("clouds[0].provides:")
 
 
 def test_wrong_types_are_named() -> None:

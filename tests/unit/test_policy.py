@@ -112,7 +112,7 @@ def test_backoff_expires() -> None:
 
 def test_overflow_to_the_next_cloud_and_core_quota() -> None:
     clouds = [view("private", max_instances=1), view("public", priority=2, quota=Quota(cores=16))]
-    actions, _, rest = plan_scale_up({SMALL: 40}, Packer(), clouds, Budget(None), 0, ids())
+    actions, _, rest = plan_scale_up({SMALL: 40}, clouds, Budget(None), 0, ids())
     per_cloud = {c: sum(1 for a in actions if a.cloud == c) for c in ("private", "public")}
     assert per_cloud == {"private": 1, "public": 2}  # 16 cores of quota = two m8
     assert rest == {SMALL: 40 - 24}
@@ -121,7 +121,7 @@ def test_overflow_to_the_next_cloud_and_core_quota() -> None:
 
 def test_spend_cap_across_clouds() -> None:
     clouds = [view("a", priority=1), view("b", priority=2)]
-    actions, notes, _ = plan_scale_up({SMALL: 80}, Packer(), clouds, Budget(1.0), 0, ids())
+    actions, notes, _ = plan_scale_up({SMALL: 80}, clouds, Budget(1.0), 0, ids())
     assert len(actions) == 2  # 2 x 0.4/h within 1.0/h
     assert "left without capacity" in " ".join(notes)
 
