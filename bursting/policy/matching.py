@@ -25,8 +25,12 @@ from bursting.model import Demand, Flavor, JobShape
 Scalar = bool | int | float | str
 Candidate = tuple[str, Flavor]  # (cloud name, flavor)
 
-# What HTCondor 24/25 on Debian 13 (trixie), x86_64, advertises about its platform.
+# What Debian 13's (trixie) HTCondor, x86_64, advertises about its platform. CondorVersion is
+# read by the default Requirements newer submitters add: `(versionGE(split(TARGET.CondorVersion)
+# [1], "25.12.0") || (TARGET.Disk >= RequestDisk))` is an error, never true, without it.
 PLATFORM: dict[str, Scalar] = {
+    "CondorVersion": "$CondorVersion: 23.9.6 2026-07-12 PackageID: 23.9.6+dfsg-2.1+b10 $",
+    "CondorPlatform": "$CondorPlatform: X86_64-Debian_13 $",
     "Arch": "X86_64",
     "OpSys": "LINUX",
     "OpSysAndVer": "Debian13",
