@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from bursting.clock import Clock, FakeClock
 from bursting.clouds.base import CloudProvider
-from bursting.errors import CloudUnavailable, PoolUnavailable, QuotaExceeded
+from bursting.errors import CloudUnavailable, PermanentError, PoolUnavailable, QuotaExceeded
 from bursting.model import (
     CloudInstance,
     CloudSnapshot,
@@ -175,7 +175,8 @@ class FakeVM:
 
 
 class FakeCloud:
-    """CloudProvider with a boot delay, a quota and injectable faults; creates are idempotent."""
+    """CloudProvider with a boot delay, a quota and injectable faults; creates are idempotent.
+    Held to the same contract as the real providers by tests/contract."""
 
     def __init__(
         self,
@@ -198,6 +199,7 @@ class FakeCloud:
         self.hang_in_build = False
         self.never_join = False
         self.quota_cores: int | None = None
+        self.quota_unknown = False  # the quota call fails, as a cloud's API sometimes does
         self.create_calls = 0
         self.delete_calls = 0
 
@@ -221,6 +223,8 @@ class FakeCloud:
         if not self.readable:
             raise CloudUnavailable(f"{self.name} API is down")
         self.create_calls += 1
+        if spec.flavor.name not in {f.name for f in self._flavors}:
+            raise PermanentError(f"{self.name}: no flavor {spec.flavor.name!r}")
         if spec.id not in self.vms:
             if self.quota_cores is not None and self._cores() + spec.flavor.cpus > self.quota_cores:
                 raise QuotaExceeded(f"{self.name}: core quota")
@@ -241,9 +245,11 @@ class FakeCloud:
         return self._flavors
 
     def quota(self) -> Quota:
+        if self.quota_unknown:
+            return Quota.unknown()
         if self.quota_cores is None:
             return Quota()
-        return Quota(cores=self.quota_cores - self._cores())
+        return Quota(cores=max(0, self.quota_cores - self._cores()))
 
     def _cores(self) -> int:
         return sum(v.spec.flavor.cpus for v in self.vms.values())
