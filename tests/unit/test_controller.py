@@ -18,8 +18,10 @@ from bursting.model import (
     InstanceSpec,
     InstanceState,
     JobShape,
+    Secret,
 )
 from bursting.store import open_store
+from bursting.workers import WorkerFactory
 from tests.fakes import FakeCloud, FakePool
 
 ONE_CORE = JobShape(1, 1024)
@@ -85,6 +87,7 @@ class World:
             {"private": self.private, "public": self.public},
             self.store,
             self.clock,
+            workers=WorkerFactory(self.config, token=Secret("test-pool-token")),
         )
 
     def cycle(self, count: int = 1) -> None:
