@@ -75,17 +75,31 @@ def config_check(file: Annotated[Path, typer.Argument(help="The YAML file to che
         f"schedd {config.pool.schedd or '(the only one)'}, tokens {config.pool.token_dir}",
         highlight=False,
     )
-    table = Table("cloud", "type", "enabled", "priority", "instances", "flavors")
+    from bursting.clouds.registry import installed_types
+
+    workers = config.workers
+    out.print(
+        f"workers join {workers.collector or config.pool.collector} with the token from "
+        f"{workers.token.describe()}; installed cloud types: "
+        f"{', '.join(sorted(installed_types())) or 'none'}",
+        highlight=False,
+    )
+    table = Table("cloud", "type", "enabled", "priority", "instances", "flavors", "provides")
     for cloud in config.clouds:
         table.add_row(
             cloud.name,
             cloud.type,
-            "yes" if cloud.enabled else "no",
+            "yes"
+            if cloud.enabled
+            else "no (type not installed)"
+            if cloud.type not in installed_types()
+            else "no",
             str(cloud.priority),
             f"{cloud.min_instances}..{cloud.max_instances}",
             ", ".join(
                 f"{f.name} ({f.cpus}c/{f.memory_mb}MB, {f.price_per_hour}/h)" for f in cloud.flavors
             ),
+            ", ".join(f"{k}={v}" for k, v in cloud.provides.items()) or "-",
         )
     out.print(table)
     p = config.policy
