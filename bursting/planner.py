@@ -9,6 +9,7 @@ drain, advance every instance's lifecycle, absorb demand into existing room, gro
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -392,7 +393,7 @@ def _grow(inputs: CycleInputs, plan: CyclePlan, demand: Mapping[JobShape, int]) 
             demand, views, budget, inputs.now, inputs.new_id, inputs.matcher.can_run
         )
         plan.notes.extend(notes)
-    opened = {a.cloud: sum(1 for b in actions if b.cloud == a.cloud) for a in actions}
+    opened = Counter(action.cloud for action in actions)
     views = [
         replace(
             v,
