@@ -138,7 +138,9 @@ class FakeHarness(CloudHarness):
         # One cloud, however often the test asks for a provider: what a reconfigured real cloud
         # does too (its records outlive the provider object).
         if self.cloud is None:
-            self.cloud = FakeCloud(CLOUD, self.clock, self.pool, FLAVORS, boot_delay=BOOT_SECONDS)
+            self.cloud = FakeCloud(
+                CLOUD, self.clock, self.pool, FLAVORS, boot_delay=BOOT_SECONDS, join_delay=0
+            )
             self.built.append(self.cloud)
         return self.cloud
 

@@ -62,11 +62,29 @@ def test_delete_is_idempotent_and_the_instance_leaves_the_listing(
     spec = harness.spec(pool_id)
     cloud.create(spec)
     harness.wait_active(cloud, spec)
+    assert harness.leftovers(spec.id)  # it really runs: its node (local), its worker (fake)
     cloud.delete(spec.id)
     harness.wait_gone(cloud, spec)
     assert not harness.leftovers(spec.id)
     cloud.delete(spec.id)  # already gone: still not an error
     assert spec.id not in cloud.list_instances(pool_id).by_id()
+
+
+def test_a_provider_built_afresh_finds_and_deletes_what_the_old_one_created(
+    harness: CloudHarness, pool_id: str
+) -> None:
+    """A restarted controller builds new providers: instances are found again by their tags."""
+    old = harness.provider()
+    spec = harness.spec(pool_id)
+    old.create(spec)
+    harness.wait_active(old, spec)
+    new = harness.provider()
+    assert set(new.list_instances(pool_id).by_id()) == {spec.id}
+    assert new.create(spec).id == spec.id
+    assert set(old.list_instances(pool_id).by_id()) == {spec.id}
+    new.delete(spec.id)
+    harness.wait_gone(old, spec)
+    assert not harness.leftovers(spec.id)
 
 
 def test_listing_shows_only_the_asked_pools_instances(harness: CloudHarness, pool_id: str) -> None:
