@@ -141,6 +141,7 @@ def run_demo(config_path: Path = DEMO_CONFIG, timeout: float = 600.0) -> int:
     if not _migrate(env, console):
         return 1
     controller = build_controller(config)
+    controller.start()  # flavors checked against the clouds, the workers' token read
     stamp = int(time.time())
     logs = SCRATCH / f"demo-{stamp}"
     logs.mkdir(parents=True, exist_ok=True)
