@@ -50,7 +50,9 @@ def test_plan_is_a_dry_run_and_status_reports(
     path.write_text(yaml.safe_dump(config))
     cluster = htcondor.submit(
         f"executable = /bin/true\ninitialdir = {job_dir}\nrequest_cpus = 1\n"
-        'request_memory = 128\nrequirements = (TARGET.BurstingCloud =?= "nowhere")\nqueue 3\n'
+        # Only a burst worker of this pool matches: no existing node takes them.
+        f'request_memory = 128\nrequirements = (TARGET.BurstingPool =?= "{config["pool"]["id"]}")'
+        "\nqueue 3\n"
     )
     try:
         planned = bursting("plan", "--config", str(path))
@@ -67,6 +69,9 @@ def test_plan_is_a_dry_run_and_status_reports(
         assert status.returncode == 0, status.stderr
         assert "burst instances" in status.stdout and "requested" in status.stdout
         assert "recent decisions" in status.stdout and "create" in status.stdout
+        # The last cycle's stored record: what it read, planned (with its code) and did.
+        assert "last cycle" in status.stdout and "pool ok" in status.stdout
+        assert "demand" in status.stdout and "done" in status.stdout
     finally:
         htcondor.remove(cluster)
         from bursting.clouds.local import LocalCloudProvider
