@@ -412,15 +412,15 @@ class DevPool:
         """Stop a node peacefully: drain it (running jobs finish), then stop its master."""
         from bursting.pool.htcondor import HTCondorPool
 
-        nodes = self._nodes()
-        if name not in nodes:
+        pids = self.node_pids(name)  # by its processes: a recorded PID may be stale
+        if name not in self._nodes() and not pids:
             raise DevPoolError(f"no execute node named {name}; see: bursting devpool status")
-        info = nodes[name]
-        if self._alive(info.pid):
+        if pids:
+            master = pids[0]
             drained = HTCondorPool.for_devpool(self.token_dir).drain([self.startd_name(name)])
-            if not drained or not _wait_gone(info.pid, timeout):
+            if not drained or not _wait_gone(master, timeout):
                 # Never advertised (so no job can be running), or stuck: shut it down.
-                _stop(info.pid, signal.SIGTERM, STOP_TIMEOUT)
+                _stop(master, signal.SIGTERM, STOP_TIMEOUT)
         self._forget_node(name)
 
     def _forget_node(self, name: str) -> None:

@@ -92,13 +92,19 @@ def nodes(tmp_path: Path) -> Iterator[ProcessNodes]:
     pool.stop_all()
 
 
-def cloud(tmp: Path, nodes: DevPool, clock: FakeClock, boot_delay: float) -> LocalCloudProvider:
+def cloud(
+    tmp: Path, nodes: DevPool, clock: FakeClock, boot_delay: float, create_delay: float = 0.0
+) -> LocalCloudProvider:
     config = LocalCloudConfig.model_validate(
         {
             "name": "private",
             "type": "local",
             "flavors": [{"name": FLAVOR.name, "cpus": 1, "memory_mb": 512}],
-            "local": {"boot_delay_seconds": boot_delay, "state_dir": str(tmp / "clouds")},
+            "local": {
+                "boot_delay_seconds": boot_delay,
+                "state_dir": str(tmp / "clouds"),
+                "faults": {"create_delay_seconds": create_delay},
+            },
         }
     )
     return LocalCloudProvider(config, devpool=nodes, clock=clock)
@@ -265,3 +271,12 @@ def test_concurrent_state_edits_in_processes_lose_nothing(tmp_path: Path) -> Non
     assert set(pool._nodes()) == {f"w{w}-{i}" for w in range(4) for i in range(0, 40, 2)}
     assert pool._state()["master_pid"] == 1
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_slow_create_accepts_only_after_its_latency(tmp_path: Path, nodes: ProcessNodes) -> None:
+    clock = FakeClock()
+    asked = clock.now()
+    pool_id = f"u{uuid.uuid4().hex[:6]}"
+    created = cloud(tmp_path, nodes, clock, boot_delay=5, create_delay=0.5).create(spec(pool_id))
+    assert created.created_at == asked + 0.5, "nothing is recorded before the latency is over"
+    assert created.status is CloudStatus.BUILD
