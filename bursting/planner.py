@@ -174,6 +174,9 @@ def _adopt(
         return replace(base, reason="adopted: tagged as ours and in the pool"), None
     if now - seen.created_at < inputs.config.policy.orphan_grace_seconds:
         return None, None
+    pool = inputs.pool
+    if pool is None or absence_doubt(pool, now) is not None:
+        return None, None  # "no worker" is only evidence from a pool read we can trust
     orphan = replace(base, state=S.DELETING, reason="orphan: tagged as ours, unknown")
     action = Action(
         ActionKind.DELETE, seen.cloud, seen.id, seen.flavor, orphan.reason, code=ReasonCode.ORPHAN

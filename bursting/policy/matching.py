@@ -20,6 +20,12 @@ from dataclasses import dataclass
 
 import classad2
 
+# HTCondor's own ClassAd functions (split, stringListSize, splitSlotName, ...) are registered in
+# classad2 only once the htcondor2 bindings are loaded; without them the clause condor_submit adds
+# by default, `versionGE(split(TARGET.CondorVersion)[1], ...) || ...`, is an error and every job
+# would look unrunnable. Loading the bindings contacts no daemon and reads no file.
+import htcondor2  # noqa: F401
+
 from bursting.model import Demand, Flavor, JobShape
 
 Scalar = bool | int | float | str

@@ -242,3 +242,26 @@ def test_lifecycle_actions_carry_their_reason_code() -> None:
     orphan = CloudInstance("o1", "private", "private.4c", CloudStatus.ACTIVE, NOW - 10_000, "t")
     result = plan(cfg, pool(), clouds={"private": listing("private", orphan)})
     assert [a.code for a in result.actions] == [ReasonCode.ORPHAN]
+
+
+def test_the_clause_condor_submit_adds_by_default_is_understood() -> None:
+    """`split` is HTCondor's own ClassAd function: without it every job looked unrunnable."""
+    default = (
+        '(TARGET.Arch == "X86_64") && (TARGET.OpSys == "LINUX") && '
+        '(versionGE(split(TARGET.CondorVersion)[1], "25.12.0") || (TARGET.Disk >= RequestDisk)) '
+        "&& (TARGET.Memory >= RequestMemory) && (TARGET.HasFileTransfer)"
+    )
+    result = plan(config(cloud("private", 1)), pool((JobShape(1, 1024, 1024, 0, default), 4)))
+    assert result.unschedulable == {}
+    assert creates(result) == {"private": 1}
+
+
+def test_an_orphan_is_reaped_only_on_pool_data_that_can_be_trusted() -> None:
+    cfg = config(cloud("private", 1), orphan_grace_seconds=600)
+    orphan = CloudInstance("o1", "private", "private.4c", CloudStatus.ACTIVE, NOW - 10_000, "t")
+    clouds = {"private": listing("private", orphan)}
+    assert plan(cfg, None, clouds=clouds).actions == []  # the pool could not be read
+    young = PoolSnapshot(NOW, (), (), collector_started_at=NOW - 5, advertise_interval=60)
+    assert plan(cfg, young, clouds=clouds).actions == []  # a fresh collector knows no one yet
+    (action,) = plan(cfg, pool(), clouds=clouds).actions
+    assert action.code is ReasonCode.ORPHAN
