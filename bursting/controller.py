@@ -16,12 +16,13 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import wait as wait_all
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from bursting.clock import Clock, SystemClock
 from bursting.clouds.base import CloudProvider
 from bursting.config import Config
-from bursting.cycle import ActionRecord, CycleRecord, SourceRead, Unschedulable
+from bursting.cycle import CycleRecord, CycleReport, SourceRead, build_record
+from bursting.cycle import error_text as _error_text
 from bursting.errors import (
     BurstingError,
     ConfigError,
@@ -52,29 +53,9 @@ log = logging.getLogger("bursting.controller")
 WorkerSpecs = Callable[[str, str, Flavor], WorkerSpec]
 
 
-@dataclass
-class CycleReport:
-    """What one cycle saw and did, in the controller's own terms; `record` is the persisted,
-    serialisable form every reader uses."""
-
-    started_at: float
-    pool: PoolSnapshot | None
-    clouds: dict[str, CloudSnapshot | None]
-    plan: CyclePlan
-    reads: dict[str, SourceRead] = field(default_factory=dict)
-    done: list[Action] = field(default_factory=list)
-    failed: list[tuple[Action, BaseException]] = field(default_factory=list)
-    skipped: list[Action] = field(default_factory=list)
-    record: CycleRecord | None = None
-
-
 def new_instance_id(pool_id: str) -> Callable[[str], str]:
     """Ids we choose ourselves, so a create can be repeated safely after a crash."""
     return lambda cloud: f"{pool_id}-{cloud}-{secrets.token_hex(4)}"
-
-
-def _error_text(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300] or type(error).__name__
 
 
 class Controller:
@@ -234,7 +215,7 @@ class Controller:
             paused_until=self._paused_until,
         )
         report = CycleReport(now, pool, clouds, plan, reads)
-        report.record = self._record(report, dry_run=True)
+        report.record = build_record(report, self.clock.now(), self.store.spent(), dry_run=True)
         return report
 
     def run_once(self) -> CycleReport:
@@ -248,7 +229,7 @@ class Controller:
             self.store.set_backoff(cloud, flavor, backoff)
         self.store.record(plan.actions, now)
         self._act(plan, report)
-        report.record = self._record(report, dry_run=False)
+        report.record = build_record(report, self.clock.now(), self.store.spent(), dry_run=False)
         self.store.save_cycle(report.record)
         self.last = report
         self._log(report.record)
@@ -324,67 +305,6 @@ class Controller:
                     self.store.backoffs().get(key), now, policy.initial_seconds, policy.max_seconds
                 ),
             )
-
-    # ----- the record -----
-    def _record(self, report: CycleReport, dry_run: bool) -> CycleRecord:
-        failed = {id(a): e for a, e in report.failed}
-        done = {id(a) for a in report.done}
-        skipped = {id(a) for a in report.skipped}
-
-        def outcome(action: Action) -> ActionRecord:
-            base = ActionRecord(
-                action.kind.value,
-                action.cloud,
-                action.instance_id,
-                action.flavor,
-                action.code.value,
-                action.reason,
-            )
-            if dry_run:
-                return base
-            if id(action) in failed:
-                error = failed[id(action)]
-                return replace(
-                    base,
-                    outcome="failed",
-                    error_class=type(error).__name__,
-                    error=_error_text(error),
-                )
-            if id(action) in done:
-                return replace(base, outcome="done")
-            return replace(base, outcome="skipped" if id(action) in skipped else "pending")
-
-        plan = report.plan
-        counts: dict[str, dict[str, int]] = {}
-        for instance in plan.instances:
-            if instance.state.live:
-                per_cloud = counts.setdefault(instance.cloud, {})
-                per_cloud[instance.state.value] = per_cloud.get(instance.state.value, 0) + 1
-        rate: dict[str, float] = {}
-        for instance in plan.instances:
-            if instance.state.live:
-                rate[instance.cloud] = rate.get(instance.cloud, 0.0) + instance.price_per_hour
-        pool_read = report.reads.get("pool", SourceRead("pool", report.pool is not None))
-        return CycleRecord(
-            started_at=report.started_at,
-            seconds=max(0.0, self.clock.now() - report.started_at),
-            pool=pool_read,
-            clouds=tuple(
-                report.reads.get(name, SourceRead(name, snap is not None))
-                for name, snap in report.clouds.items()
-            ),
-            idle_jobs=report.pool.idle_jobs if report.pool is not None else None,
-            actions=tuple(outcome(a) for a in plan.actions),
-            unschedulable=tuple(
-                Unschedulable(m.code.value, jobs, 1, m.text)
-                for m, jobs in sorted(plan.unschedulable.items(), key=lambda m: -m[1])
-            ),
-            notes=tuple(plan.notes),
-            instances=counts,
-            spend_per_hour=rate,
-            spent=self.store.spent(),
-            dry_run=dry_run,
-        )
 
     def _log(self, record: CycleRecord) -> None:
         for action in record.actions:

@@ -8,8 +8,11 @@ own database connection.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+from bursting.model import Action, CloudSnapshot, PoolSnapshot
+from bursting.planner import CyclePlan
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,6 @@ class Unschedulable:
 
     code: str
     jobs: int
-    shapes: int
     why: str
 
 
@@ -83,3 +85,91 @@ class CycleRecord:
                 "notes": tuple(raw["notes"]),
             }
         )
+
+
+def error_text(error: BaseException) -> str:
+    """One line of an error for logs and records; the class is kept beside it."""
+    return " ".join(str(error).split())[:300] or type(error).__name__
+
+
+@dataclass
+class CycleReport:
+    """What one cycle saw and did, in the controller's own terms; `record` is the persisted,
+    serialisable form every reader uses."""
+
+    started_at: float
+    pool: PoolSnapshot | None
+    clouds: dict[str, CloudSnapshot | None]
+    plan: CyclePlan
+    reads: dict[str, SourceRead] = field(default_factory=dict)
+    done: list[Action] = field(default_factory=list)
+    failed: list[tuple[Action, BaseException]] = field(default_factory=list)
+    skipped: list[Action] = field(default_factory=list)
+    record: CycleRecord | None = None
+
+
+def _outcomes(report: CycleReport, dry_run: bool) -> tuple[ActionRecord, ...]:
+    failed = {id(a): e for a, e in report.failed}
+    done = {id(a) for a in report.done}
+    skipped = {id(a) for a in report.skipped}
+
+    def outcome(action: Action) -> ActionRecord:
+        base = ActionRecord(
+            action.kind.value,
+            action.cloud,
+            action.instance_id,
+            action.flavor,
+            action.code.value,
+            action.reason,
+        )
+        if dry_run:
+            return base
+        if id(action) in failed:
+            error = failed[id(action)]
+            return replace(
+                base, outcome="failed", error_class=type(error).__name__, error=error_text(error)
+            )
+        if id(action) in done:
+            return replace(base, outcome="done")
+        return replace(base, outcome="skipped" if id(action) in skipped else "pending")
+
+    return tuple(outcome(a) for a in report.plan.actions)
+
+
+def _instances(plan: CyclePlan) -> tuple[dict[str, dict[str, int]], dict[str, float]]:
+    """Live instances per cloud and state, and what they cost per hour per cloud."""
+    counts: dict[str, dict[str, int]] = {}
+    rate: dict[str, float] = {}
+    for instance in plan.instances:
+        if instance.state.live:
+            per_cloud = counts.setdefault(instance.cloud, {})
+            per_cloud[instance.state.value] = per_cloud.get(instance.state.value, 0) + 1
+            rate[instance.cloud] = rate.get(instance.cloud, 0.0) + instance.price_per_hour
+    return counts, rate
+
+
+def build_record(
+    report: CycleReport, now: float, spent: dict[str, float], dry_run: bool
+) -> CycleRecord:
+    """The immutable record of one cycle, from the controller's report."""
+    counts, rate = _instances(report.plan)
+    return CycleRecord(
+        started_at=report.started_at,
+        seconds=max(0.0, now - report.started_at),
+        pool=report.reads.get("pool", SourceRead("pool", report.pool is not None)),
+        clouds=tuple(
+            report.reads.get(name, SourceRead(name, snap is not None))
+            for name, snap in report.clouds.items()
+        ),
+        idle_jobs=report.pool.idle_jobs if report.pool is not None else None,
+        actions=_outcomes(report, dry_run),
+        unschedulable=tuple(
+            Unschedulable(m.code.value, jobs, m.text)
+            for m, jobs in sorted(report.plan.unschedulable.items(), key=lambda m: -m[1])
+        ),
+        notes=tuple(report.plan.notes),
+        instances=counts,
+        spend_per_hour=rate,
+        spent=spent,
+        dry_run=dry_run,
+    )

@@ -196,9 +196,9 @@ def plan_scale_up(
     new_id: Callable[[str], str],
     runnable: Runnable | None = None,
 ) -> tuple[list[Action], list[str], dict[JobShape, int]]:
-    """CREATE actions for the demand left once existing and booting capacity absorbed what it
-    could (Packer.absorb, before this). Each shape
-    goes only onto flavors that can run it (`runnable`: its Requirements against the flavor)."""
+    """CREATE actions for the demand that existing and booting capacity could not absorb (the
+    planner's step before this). Each shape goes only onto flavors that can run it (`runnable`:
+    its Requirements against the flavor)."""
     remaining = dict(demand)
     actions: list[Action] = []
     candidates, notes = choose_clouds(clouds, now)
