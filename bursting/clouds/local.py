@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -84,8 +85,13 @@ class LocalCloudProvider:
                 raw = {}
             records = {key: _Record(**value) for key, value in raw.items()}
             yield records
+            # The records hold each instance's worker spec, pool token included (as a cloud
+            # keeps user-data): private to the owner, like the token files themselves.
             tmp = self._file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({k: asdict(v) for k, v in records.items()}, indent=1))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps({k: asdict(v) for k, v in records.items()}, indent=1))
+            tmp.chmod(0o600)
             tmp.replace(self._file)
             # The audit trail of creations, written once a creation is committed: a crash
             # before the commit leaves neither, so a repeated create is never logged twice.

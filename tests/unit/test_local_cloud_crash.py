@@ -280,3 +280,12 @@ def test_a_slow_create_accepts_only_after_its_latency(tmp_path: Path, nodes: Pro
     created = cloud(tmp_path, nodes, clock, boot_delay=5, create_delay=0.5).create(spec(pool_id))
     assert created.created_at == asked + 0.5, "nothing is recorded before the latency is over"
     assert created.status is CloudStatus.BUILD
+
+
+def test_the_records_holding_worker_tokens_are_private(tmp_path: Path, nodes: ProcessNodes) -> None:
+    provider = cloud(tmp_path, nodes, FakeClock(), boot_delay=60)
+    created = provider.create(spec("priv"))
+    file = tmp_path / "clouds" / "private.json"
+    assert file.stat().st_mode & 0o777 == 0o600
+    assert records(tmp_path)[created.id]["worker"]["token"] == "t0ken"  # kept, like user-data
+    assert "t0ken" not in repr(created) and "t0ken" not in repr(provider.list_instances("priv"))
