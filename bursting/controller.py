@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures import wait as wait_all
 from dataclasses import replace
 
 from bursting.clock import Clock, SystemClock
@@ -246,11 +245,22 @@ class Controller:
             future = self._calls.submit(self._perform, action)
             self._in_flight[action.instance_id] = future
             started[future] = action
-        longest = max((self._timeout(a.cloud) for a in started.values()), default=0.0)
-        done, _ = wait_all(started, timeout=min(longest, self.config.policy.interval_seconds))
-        for future in done:
-            action = started[future]
-            error = future.exception()
+        began = time.monotonic()
+        for future, action in started.items():
+            # Each call is waited for up to its own cloud's timeout (never past one interval);
+            # one that has not answered stays in flight and is not asked again until it does.
+            limit = min(self._timeout(action.cloud), self.config.policy.interval_seconds)
+            try:
+                error = future.exception(timeout=max(0.0, began + limit - time.monotonic()))
+            except FutureTimeout:
+                log.warning(
+                    "%s %s on %s: no answer within %.0fs; left in flight",
+                    action.kind.value,
+                    action.instance_id,
+                    action.cloud,
+                    limit,
+                )
+                continue
             if error is None:
                 report.done.append(action)
             else:

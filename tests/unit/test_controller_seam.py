@@ -170,3 +170,31 @@ def test_the_cycle_record_is_stored_and_read_through_another_connection(tmp_path
     assert record.instances == {"only": {"requested": 1}}
     assert record.seconds >= 0 and not record.dry_run
     assert "s3cret" not in record.to_json()
+
+
+def test_a_create_that_hangs_past_the_cloud_timeout_stays_in_flight_and_is_not_repeated() -> None:
+    controller, cloud = world(make_config(call_timeout_seconds=0.2))
+    release = threading.Event()
+    original = cloud.create
+    calls: list[str] = []
+
+    def slow(spec: InstanceSpec) -> Any:
+        calls.append(spec.id)
+        release.wait(5)
+        return original(spec)
+
+    cloud.create = slow  # type: ignore[method-assign]
+    try:
+        first = controller.run_once()
+        assert first.record is not None
+        assert [a.outcome for a in first.record.actions] == ["pending"]
+        clock = controller.clock
+        assert isinstance(clock, FakeClock)
+        clock.advance(10)
+        second = controller.run_once()  # the create is still out: asked again? no, skipped
+        assert second.record is not None
+        assert [a.outcome for a in second.record.actions] == ["skipped"]
+    finally:
+        release.set()
+        controller.close()
+    assert len(calls) == 1
