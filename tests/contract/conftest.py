@@ -10,6 +10,7 @@ A new provider (OpenStack, Kubernetes) joins by adding a harness and a parameter
 
 from __future__ import annotations
 
+import abc
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -45,7 +46,7 @@ def eventually(what: str, check: Callable[[], T | None], timeout: float = 60.0) 
         time.sleep(0.2)
 
 
-class CloudHarness:
+class CloudHarness(abc.ABC):
     """What every implementation's harness offers the contract tests."""
 
     kind = ""
@@ -56,26 +57,28 @@ class CloudHarness:
         self.built: list[CloudProvider] = []
         self.specs: list[InstanceSpec] = []
 
-    # ----- to be provided per implementation -----
+    # ----- each implementation provides these -----
+    @abc.abstractmethod
     def provider(
         self, *, quota_cores: int | None = None, quota_unknown: bool = False
-    ) -> CloudProvider:
-        raise NotImplementedError
+    ) -> CloudProvider: ...
 
+    @abc.abstractmethod
     def unreachable(self) -> CloudProvider:
         """A provider whose cloud API cannot be reached."""
-        raise NotImplementedError
+        ...
 
-    def token(self) -> Secret:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def token(self) -> Secret: ...
 
-    def collector(self) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def collector(self) -> str: ...
 
+    @abc.abstractmethod
     def leftovers(self, instance_id: str) -> list[Any]:
         """What still runs of an instance outside the cloud's listing: its node's processes
         (local), its worker in the pool (fake). Empty once the instance is really gone."""
-        raise NotImplementedError
+        ...
 
     # ----- common -----
     def spec(self, pool_id: str, flavor: Flavor = SMALL) -> InstanceSpec:
