@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +68,12 @@ class ProcessNodes(DevPool):
         )
         self.children.append(child)
         self.starts.append(name)
+        # A process's environment shows in /proc only once exec has set it up, a moment after
+        # Popen returns (seen under load): wait until the node is discoverable, as a real
+        # master is long before it can join.
+        deadline = time.monotonic() + 10
+        while not self.node_pids(name) and time.monotonic() < deadline:
+            time.sleep(0.01)
         if self.crash_after_start:
             raise Crash  # the process runs; nothing has recorded it
         with self._editing() as state:
