@@ -308,6 +308,7 @@ class DevPool:
                 # recording it is still found (see node_pids).
                 env={**clean_env(), "CONDOR_CONFIG": config},
             )
+        _wait_environment(process.pid, f"CONDOR_CONFIG={config}")
         return process.pid
 
     def _wait_ready(self, timeout: float = 90.0) -> None:
@@ -526,6 +527,21 @@ def _node_processes(nodes_root: str) -> dict[str, list[int]]:
         pids = {pid for pid, _ in members}
         ordered[name] = [pid for pid, parent in sorted(members, key=lambda m: m[1] in pids)]
     return ordered
+
+
+def _wait_environment(pid: int, variable: str, timeout: float = 5.0) -> None:
+    """Wait until a new process's environment shows in /proc: the kernel sets it up a moment
+    after Popen returns, and until then node_pids cannot find the node (so a delete could miss
+    it). Bounded; a process that exits meanwhile ends the wait."""
+    wanted = variable.encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if wanted in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                return
+        except OSError:
+            return  # gone already: nothing to find
+        time.sleep(0.005)
 
 
 def _outermost(dirs: set[Path]) -> list[Path]:

@@ -296,3 +296,16 @@ def test_the_records_holding_worker_tokens_are_private(tmp_path: Path, nodes: Pr
     assert file.stat().st_mode & 0o777 == 0o600
     assert records(tmp_path)[created.id]["worker"]["token"] == "t0ken"  # kept, like user-data
     assert "t0ken" not in repr(created) and "t0ken" not in repr(provider.list_instances("priv"))
+
+
+def test_starting_a_node_returns_once_it_can_be_found() -> None:
+    from bursting.devpool.pool import _wait_environment
+
+    child = subprocess.Popen(["sleep", "30"], env={"BURSTING_PROBE": "1"}, start_new_session=True)
+    try:
+        _wait_environment(child.pid, "BURSTING_PROBE=1")
+        assert b"BURSTING_PROBE=1" in Path(f"/proc/{child.pid}/environ").read_bytes()
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    _wait_environment(child.pid, "BURSTING_PROBE=1", timeout=1)  # gone: returns, never hangs
