@@ -36,6 +36,11 @@ def _paths(name: str, paths: dict[str, str]) -> list[str]:
     ]
 
 
+def loopback_and_tuning() -> str:
+    """Loopback-only networking and fast polling, shared by every daemon of the personal pool."""
+    return _LOOPBACK_AND_TUNING
+
+
 _LOOPBACK_AND_TUNING = """
 # Loopback only: nothing listens beyond 127.0.0.1.
 NETWORK_INTERFACE = 127.0.0.1

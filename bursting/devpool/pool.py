@@ -12,6 +12,7 @@ import json
 import os
 import pwd
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from bursting.contextualize import TOKEN_FILE_NAME, WorkerSpec
 from bursting.devpool import condor_config as cc
+from bursting.devpool.containers import ContainerNodes
 from bursting.devpool.layout import (
     Layout,
     bind,
@@ -372,19 +374,8 @@ class DevPool:
         name = name or f"node-{secrets.token_hex(3)}"
         if self.node_pids(name):
             raise DevPoolError(f"execute node {name} already runs; pick another --name")
-        attrs = dict(attrs or {})
         token_dir = f"{cc.local_dir('nodes/' + name)}/tokens.d"
-        spec = spec or WorkerSpec(
-            pool_id=attrs.pop("BurstingPool", "devpool"),
-            instance_id=attrs.pop("BurstingInstance", name),
-            cloud=attrs.pop("BurstingCloud", "devpool"),
-            flavor=Flavor(attrs.pop("BurstingFlavor", f"{cpus}c{memory_mb}m"), cpus, memory_mb),
-            collector=cc.COLLECTOR,
-            token=self.mint_token(f"condor@{cc.UID_DOMAIN}"),
-            uid_domain=cc.UID_DOMAIN,
-            admin_identity=admin_identity(),
-            extra_attrs=dict[str, AttributeValue](attrs),
-        )
+        spec = spec or self.worker_spec(name, cpus, memory_mb, attrs)
         spec = WorkerSpec(**{**spec.__dict__, "token_dir": token_dir})
         base, worker = cc.execute_node(self._paths(), name, spec)
         self._write_config(f"nodes/{name}", base, {"50-bursting-worker.conf": worker})
@@ -399,6 +390,35 @@ class DevPool:
                 {k: str(v) for k, v in spec.extra_attrs.items()},
             ).__dict__
         return name
+
+    def worker_spec(
+        self, name: str, cpus: int, memory_mb: int, attrs: dict[str, str] | None = None
+    ) -> WorkerSpec:
+        """How a node added by hand joins this pool; burst tags may be given as attributes."""
+        attrs = dict(attrs or {})
+        return WorkerSpec(
+            pool_id=attrs.pop("BurstingPool", "devpool"),
+            instance_id=attrs.pop("BurstingInstance", name),
+            cloud=attrs.pop("BurstingCloud", "devpool"),
+            flavor=Flavor(attrs.pop("BurstingFlavor", f"{cpus}c{memory_mb}m"), cpus, memory_mb),
+            collector=cc.COLLECTOR,
+            token=self.mint_token(f"condor@{cc.UID_DOMAIN}"),
+            uid_domain=cc.UID_DOMAIN,
+            admin_identity=admin_identity(),
+            extra_attrs=dict[str, AttributeValue](attrs),
+        )
+
+    def add_container_node(
+        self, cpus: int, memory_mb: int, name: str, attrs: dict[str, str] | None = None
+    ) -> str:
+        """One execute node booted from the worker image, sharing nothing with this host."""
+        require_root()
+        if not self.running():
+            raise DevPoolError(
+                "the personal pool is not running; start it with: bursting devpool up"
+            )
+        spec = self.worker_spec(name, cpus, memory_mb, attrs)
+        return self.containers().add_node(cpus, memory_mb, name=name, spec=spec)
 
     def node_names(self) -> list[str]:
         """Execute nodes that run, found from their processes: a node whose starter was killed
@@ -468,6 +488,7 @@ class DevPool:
         state = self._state()
         for name in self.node_names():
             self.kill_node(name)
+        self._remove_containers()
         pid = state.get("master_pid")
         if isinstance(pid, int):
             _stop(pid, signal.SIGTERM, STOP_TIMEOUT)
@@ -476,6 +497,14 @@ class DevPool:
                 _stop(stray, signal.SIGKILL, 10)
             unmount_all(self.layout.root)
         self.state_file.unlink(missing_ok=True)
+
+    def containers(self) -> ContainerNodes:
+        """The execute nodes booted from the worker image (the local cloud's instances)."""
+        return ContainerNodes(self.running)
+
+    def _remove_containers(self) -> None:
+        if shutil.which("podman"):  # without podman no container node can have been started
+            self.containers().kill_all()
 
     def status(self) -> dict[str, object]:
         state = self._state()
@@ -486,6 +515,7 @@ class DevPool:
             "collector": cc.COLLECTOR,
             "token": str(self.token_file) if self.token_file.exists() else None,
             "nodes": self.node_names(),
+            "containers": self.containers().node_names() if shutil.which("podman") else [],
             "shared": state.get("shared", []),
             "mounts": []
             if self.layout.native

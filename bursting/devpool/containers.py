@@ -1,0 +1,242 @@
+"""Execute nodes that share nothing with this host: one podman container per node, from the
+worker image, joined to the personal pool's collector.
+
+A node is configured the way a cloud VM is: the files its cloud-init user-data would write (the
+same renderer, `render_cloud_init`) are placed at the same paths inside the container, and the
+image's own HTCondor starts. Besides those files the container sees nothing of this host: no repo,
+no venv, no interpreter, no campaign directory. The only other layer is the platform's: a VM has
+a network of its own, these containers share the host's (so their daemons bind to 127.0.0.1 and
+pick their own ports, as the personal pool's do). Deleting a node removes its container and its
+writable layer.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from bursting.contextualize import render_cloud_init
+from bursting.devpool import condor_config as cc
+from bursting.devpool.layout import cache_root, clean_env
+from bursting.errors import DevPoolError
+from bursting.model import WorkerSpec
+
+NAME_PREFIX = "bursting-node-"
+NODE_LABEL = "io.bursting.node"
+PLATFORM_CONFIG = "/etc/condor/config.d/40-bursting-platform.conf"
+# Only what configures HTCondor is carried over from the user-data: the systemd drop-in that
+# powers a VM off when HTCondor stops has its equivalent here in the container ending with its
+# master.
+CARRIED_PREFIXES = ("/etc/condor/",)
+PODMAN_TIMEOUT = 120.0
+
+# `crun`, podman's default runtime, fails on this host's hybrid cgroups; runc works and enforces
+# the flavor's cores and memory.
+RUNTIME_ARGS = ("--runtime", "runc", "--cgroup-manager", "cgroupfs")
+
+ImageLookup = Callable[[], str]
+
+
+def platform_config() -> str:
+    """The platform's layer under the rendered worker config: the host's network namespace is
+    shared, so loopback only and no shared port (the central manager holds 9618)."""
+    return (
+        "# Platform of the personal pool's container nodes: the host's network namespace.\n"
+        "USE_SHARED_PORT = False\n" + cc.loopback_and_tuning()
+    )
+
+
+def seed_files(spec: WorkerSpec) -> dict[str, tuple[str, int]]:
+    """Path inside the node -> (content, mode): what the node's user-data writes for HTCondor."""
+    document = yaml.safe_load(render_cloud_init(spec).removeprefix("#cloud-config\n"))
+    files: dict[str, tuple[str, int]] = {}
+    for entry in document.get("write_files", []):
+        path = str(entry["path"])
+        if path.startswith(CARRIED_PREFIXES):
+            files[path] = (str(entry["content"]), int(str(entry.get("permissions", "0644")), 8))
+    files[PLATFORM_CONFIG] = (platform_config(), 0o644)
+    return files
+
+
+def run_arguments(name: str, spec: WorkerSpec, image: str, seed: Path) -> list[str]:
+    """`podman run` for one node: its own container, sized to the flavor, the seed files only."""
+    flavor = spec.flavor
+    mounts = []
+    for inner in sorted(seed_files(spec)):
+        mounts += ["--volume", f"{seed / inner.lstrip('/')}:{inner}:ro"]
+    return [
+        "run",
+        "--detach",
+        *RUNTIME_ARGS,
+        "--name",
+        container_name(name),
+        "--label",
+        f"{NODE_LABEL}={name}",
+        "--label",
+        f"io.bursting.cloud={spec.cloud}",
+        "--label",
+        f"io.bursting.pool={spec.pool_id}",
+        "--hostname",
+        name,
+        "--add-host",
+        f"{name}:127.0.0.1",
+        "--network",
+        "host",
+        "--cpus",
+        str(flavor.cpus),
+        "--memory",
+        f"{flavor.memory_mb}m",
+        "--memory-swap",
+        f"{flavor.memory_mb}m",
+        *mounts,
+        image,
+    ]
+
+
+def container_name(name: str) -> str:
+    return NAME_PREFIX + name
+
+
+class ContainerNodes:
+    """The personal pool's execute nodes as containers booted from the worker image: what the
+    local cloud's instances are. Same verbs as the pool's chroot nodes (`DevPool`)."""
+
+    def __init__(
+        self,
+        is_up: Callable[[], bool],
+        image: ImageLookup | None = None,
+        seeds: Path | None = None,
+    ) -> None:
+        self._is_up = is_up
+        self._image = image or _current_image_reference
+        self.seeds = seeds or cache_root() / "node-seeds"
+
+    def running(self) -> bool:
+        """Whether the pool these nodes join is up (the nodes' "hypervisor" is podman)."""
+        return self._is_up()
+
+    def add_node(
+        self,
+        cpus: int,
+        memory_mb: int,
+        attrs: dict[str, str] | None = None,
+        name: str | None = None,
+        spec: WorkerSpec | None = None,
+    ) -> str:
+        """Boot one node from the image, configured only by its worker spec's user-data."""
+        if name is None or spec is None:
+            raise DevPoolError("a container node needs its name and its worker spec")
+        if (cpus, memory_mb) != (spec.flavor.cpus, spec.flavor.memory_mb):
+            raise DevPoolError(f"node {name}: size differs from its worker spec's flavor")
+        image = self._image()
+        if self.node_pids(name):
+            raise DevPoolError(f"execute node {name} already runs")
+        self._remove(name)  # a node that powered itself off: its container is replaced
+        seed = self._write_seed(name, spec)
+        _podman(run_arguments(name, spec, image, seed))
+        return name
+
+    def node_pids(self, name: str) -> list[int]:
+        """The node's init process (its condor_master) while the container runs, else []."""
+        state = self._inspect(name)
+        if state is None or not state.get("Running"):
+            return []
+        pid = int(state.get("Pid") or 0)
+        return [pid] if pid > 0 else []
+
+    def node_names(self) -> list[str]:
+        """Every node container on this host, running or not."""
+        out = _podman(
+            ["ps", "--all", "--filter", f"label={NODE_LABEL}", "--format", "{{.Names}}"],
+        )
+        return sorted(
+            line.removeprefix(NAME_PREFIX)
+            for line in out.splitlines()
+            if line.startswith(NAME_PREFIX)
+        )
+
+    def kill_node(self, name: str) -> None:
+        """Delete the node at once, as a cloud deleting its VM would: its jobs die with it, and
+        its container, writable layer and seed files are removed."""
+        self._remove(name)
+        if self._inspect(name) is not None:
+            raise DevPoolError(f"container {container_name(name)} is still there after removal")
+        shutil.rmtree(self.seeds / name, ignore_errors=True)
+
+    def kill_all(self) -> None:
+        for name in self.node_names():
+            self.kill_node(name)
+
+    def logs(self, name: str) -> str:
+        return _podman(["logs", container_name(name)], check=False)
+
+    def _remove(self, name: str) -> None:
+        _podman(["rm", "--force", "--ignore", "--time", "0", container_name(name)])
+
+    def _inspect(self, name: str) -> dict[str, Any] | None:
+        done = _podman_run(
+            ["container", "inspect", "--format", "{{json .State}}", container_name(name)]
+        )
+        if done.returncode != 0:
+            if "no such container" in done.stderr.lower():
+                return None
+            raise DevPoolError(f"podman container inspect failed: {done.stderr.strip()}")
+        state = json.loads(done.stdout)
+        return state if isinstance(state, dict) else None
+
+    def _write_seed(self, name: str, spec: WorkerSpec) -> Path:
+        """The node's user-data files, private to root (the token is among them)."""
+        seed = self.seeds / name
+        shutil.rmtree(seed, ignore_errors=True)
+        seed.mkdir(parents=True, mode=0o700)
+        seed.chmod(0o700)
+        for inner, (content, mode) in seed_files(spec).items():
+            path = seed / PurePosixPath(inner).relative_to("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+            path.chmod(mode)
+        return seed
+
+
+def _current_image_reference() -> str:
+    from bursting.image import current_image
+
+    info = current_image()
+    if info is None:
+        raise DevPoolError(
+            "the worker image is not built or is older than the payload; "
+            "build it with: bursting image build"
+        )
+    return info.reference
+
+
+def _podman_run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["podman", *args],
+            capture_output=True,
+            text=True,
+            timeout=PODMAN_TIMEOUT,
+            check=False,
+            env=clean_env(),
+        )
+    except FileNotFoundError:
+        raise DevPoolError("podman is not installed; apt-get install -y podman runc") from None
+    except subprocess.TimeoutExpired:
+        raise DevPoolError(
+            f"podman {args[0]} did not answer within {PODMAN_TIMEOUT:.0f}s"
+        ) from None
+
+
+def _podman(args: Sequence[str], *, check: bool = True) -> str:
+    done = _podman_run(args)
+    if check and done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-6:]
+        raise DevPoolError(f"podman {args[0]} failed (exit {done.returncode}): " + " / ".join(tail))
+    return done.stdout
