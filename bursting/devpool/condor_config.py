@@ -36,11 +36,6 @@ def _paths(name: str, paths: dict[str, str]) -> list[str]:
     ]
 
 
-def loopback_and_tuning() -> str:
-    """Loopback-only networking and fast polling, shared by every daemon of the personal pool."""
-    return _LOOPBACK_AND_TUNING
-
-
 _LOOPBACK_AND_TUNING = """
 # Loopback only: nothing listens beyond 127.0.0.1.
 NETWORK_INTERFACE = 127.0.0.1
@@ -59,6 +54,11 @@ UPDATE_INTERVAL = 5
 MASTER_UPDATE_INTERVAL = 5
 RUNBENCHMARKS = 0
 """
+
+
+def loopback_and_tuning() -> str:
+    """Loopback-only networking and fast polling, shared by every daemon of the personal pool."""
+    return _LOOPBACK_AND_TUNING
 
 
 def security(admin_identity: str) -> str:
