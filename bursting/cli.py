@@ -15,6 +15,7 @@ from rich.table import Table
 from bursting.config import Config, load_config
 from bursting.cycle import CycleRecord
 from bursting.errors import BurstingError, ConfigError
+from bursting.image.cli import image_app
 
 if TYPE_CHECKING:
     from bursting.devpool import DevPool
@@ -33,6 +34,7 @@ devpool_app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.add_typer(devpool_app, name="devpool")
+app.add_typer(image_app, name="image")
 
 out = Console()
 err = Console(stderr=True)

@@ -50,3 +50,7 @@ class SubmitError(PermanentError):
 
 class DevPoolError(PermanentError):
     """The personal development pool cannot be built, started or used as asked."""
+
+
+class ImageError(PermanentError):
+    """The worker image cannot be built or inspected; the message says what to run."""
