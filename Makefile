@@ -14,11 +14,15 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 # Debian packages the pool and the tests use: debootstrap builds the HTCondor image once;
-# prometheus/promtool are used by the metrics tests.
+# prometheus/promtool are used by the metrics tests; buildah builds the worker image, which
+# podman runs with runc.
 system-deps:
 	@missing=""; \
 	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v buildah >/dev/null || missing="$$missing buildah"; \
+	command -v podman >/dev/null || missing="$$missing podman"; \
+	command -v runc >/dev/null || missing="$$missing runc"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -51,3 +51,13 @@ def job_dir() -> Iterator[Path]:
     path.chmod(0o1777)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def worker_image() -> object:
+    """The burst worker image (Debian trixie, HTCondor, the payload): built once, then cached."""
+    if os.geteuid() != 0:
+        pytest.fail("the worker image needs root: it is built with debootstrap and buildah")
+    from bursting.image import ensure_image
+
+    return ensure_image(log=print)
