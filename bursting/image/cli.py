@@ -27,7 +27,7 @@ def build() -> None:
     """Build the image if this checkout's payload changed (minutes, once); print its reference."""
     from bursting.image import ensure_image
 
-    out.print(ensure_image(log=_log).reference, highlight=False)
+    out.print(ensure_image(log=_log).reference, highlight=False, soft_wrap=True)
 
 
 @image_app.command("status")
@@ -80,4 +80,5 @@ def context(
         f"context ready; build with: buildah bud -f {directory / 'Containerfile'} "
         f"-t bursting-worker:{co.key[:12]} {directory}",
         highlight=False,
+        soft_wrap=True,
     )
