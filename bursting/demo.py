@@ -135,7 +135,7 @@ def run_demo(config_path: Path = DEMO_CONFIG, timeout: float = 600.0) -> int:
     console = Console()
     config = load_config(config_path)
     devpool = DevPool(log=lambda m: console.print(f"[dim]{m}[/dim]"))
-    devpool.up(shared=[Path.cwd(), REPO])
+    devpool.up()  # the schedd's side only: the workers boot from the worker image
     htc = HTCondorPool(config.pool)
     env = airflow_env(config)
     if not _migrate(env, console):

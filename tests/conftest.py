@@ -20,8 +20,9 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
 @pytest.fixture(scope="session")
-def devpool() -> Iterator[object]:
-    """The personal pool for the whole session; stopped at the end if this session started it."""
+def devpool(worker_image: object) -> Iterator[object]:
+    """The personal pool for the whole session; stopped at the end if this session started it.
+    Local-cloud instances boot from the worker image, so it is built (once) first."""
     if os.geteuid() != 0:
         pytest.fail("integration tests need root: the personal HTCondor pool chroots and mounts")
     from bursting.devpool import DevPool
@@ -32,6 +33,7 @@ def devpool() -> Iterator[object]:
     yield pool
     for name in pool.node_names():
         pool.kill_node(name)
+    pool.containers().kill_all()
     if started_here:
         pool.down()
 

@@ -7,16 +7,16 @@ import json
 import math
 import re
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
+from bursting.image import IMAGE_PYTHON, PAYLOAD_ATTRIBUTE
 from bursting.physics.merge import merge
 from bursting.physics.processes import Process
 from bursting.physics.validate import validate
 
-REPO = Path(__file__).resolve().parents[2]
-WORK_ROOT = Path("/var/tmp/bursting/campaigns")  # shared with the pool's jobs at the same path
+# The submit side's directory (the schedd's): jobs never see it, their files are transferred.
+WORK_ROOT = Path("/var/tmp/bursting/campaigns")
 MAX_JOBS = 10_000
 CAMPAIGN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -79,11 +79,17 @@ def plan_split(params: dict[str, Any], run_id: str, work_root: Path = WORK_ROOT)
 
 
 def submit_description(process: Process, sqrt_s: float, seed: int, work_dir: Path) -> str:
-    """One generation job per item; the job runs this project's Python from its venv."""
+    """One generation job per item. A job names only what the worker image carries (its Python
+    and the payload's entry point), runs in its own scratch directory on the worker, and its ROOT
+    file comes back to the campaign directory on the submit side when it exits."""
     return f"""
-executable = {sys.executable}
+executable = {IMAGE_PYTHON}
+transfer_executable = false
 arguments = "-m bursting.physics generate --process {process.value} --sqrt-s {sqrt_s} --first-event $(first_event) --events $(events) --seed {seed} --output job_$(job).root"
-environment = "PYTHONPATH={REPO} MPLCONFIGDIR={work_dir}/.mpl"
+requirements = TARGET.{PAYLOAD_ATTRIBUTE} =?= true
+should_transfer_files = YES
+when_to_transfer_output = ON_EXIT
+transfer_output_files = job_$(job).root, job_$(job).json
 initialdir = {work_dir}
 output = job_$(job).out
 error = job_$(job).err

@@ -1,4 +1,5 @@
-"""The embedded cloud: each instance is a real HTCondor execute node started on this machine.
+"""The embedded cloud: each instance is a real HTCondor execute node started on this machine, in
+a container of its own booted from the worker image (see bursting.devpool.containers).
 
 It behaves like a small IaaS API: instances have ids we choose, tags, BUILD/ACTIVE/ERROR states,
 a boot delay and a quota, and its records live in its own file (its "database"), so a restarted
@@ -11,17 +12,19 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bursting.clock import Clock, SystemClock
 from bursting.clouds.base import CloudProvider, CloudType, ProviderContext
 from bursting.clouds.local_config import LocalCloud as LocalCloudConfig
 from bursting.config import CloudConfig
 from bursting.devpool import DevPool
+from bursting.devpool.containers import ContainerNodes
 from bursting.devpool.layout import cache_root
 from bursting.errors import CloudUnavailable, PermanentError, QuotaExceeded
 from bursting.model import (
@@ -34,6 +37,26 @@ from bursting.model import (
     Secret,
     WorkerSpec,
 )
+
+
+class NodeHost(Protocol):
+    """Where an instance's node runs: image-booted containers (the default), or whatever a
+    test stands in. Nodes are found by name from what runs, never from a recorded PID."""
+
+    def running(self) -> bool: ...
+
+    def add_node(
+        self,
+        cpus: int,
+        memory_mb: int,
+        attrs: dict[str, str] | None = None,
+        name: str | None = None,
+        spec: WorkerSpec | None = None,
+    ) -> str: ...
+
+    def node_pids(self, name: str) -> list[int]: ...
+
+    def kill_node(self, name: str) -> None: ...
 
 
 @dataclass
@@ -50,18 +73,18 @@ class _Record:
 
 
 class LocalCloudProvider:
-    """CloudProvider whose VMs are `devpool` execute nodes."""
+    """CloudProvider whose VMs are execute nodes of the personal pool, each its own container."""
 
     def __init__(
         self,
         config: LocalCloudConfig,
-        devpool: DevPool | None = None,
+        nodes: NodeHost | None = None,
         clock: Clock | None = None,
         state_dir: Path | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
-        self.devpool = devpool or DevPool()
+        self.nodes = nodes or ContainerNodes(DevPool().running)
         self.clock = clock or SystemClock()
         directory = state_dir or config.local.state_dir or cache_root() / "local-clouds"
         directory = directory.expanduser()
@@ -116,7 +139,7 @@ class LocalCloudProvider:
             if faults.never_join:
                 continue
             (self._booted / record.id).touch()  # before the start: see _reap
-            if self.devpool.node_pids(record.id):
+            if self.nodes.node_pids(record.id):
                 # Started by a call that was killed before it could record that: the same boot.
                 record.node = True
                 continue
@@ -126,11 +149,11 @@ class LocalCloudProvider:
                 record.status, record.fault = CloudStatus.ERROR.value, f"node start: {exc}"
 
     def _start_node(self, record: _Record) -> None:
-        """Boot the instance: a devpool execute node configured only by its WorkerSpec."""
+        """Boot the instance: a node from the worker image, configured only by its WorkerSpec."""
         if record.worker is None:
             raise PermanentError("it was created without a worker spec")
         spec = _worker_spec(record.worker)
-        self.devpool.add_node(spec.flavor.cpus, spec.flavor.memory_mb, name=record.id, spec=spec)
+        self.nodes.add_node(spec.flavor.cpus, spec.flavor.memory_mb, name=record.id, spec=spec)
         record.node = True
 
     def _reap(self, records: dict[str, _Record]) -> None:
@@ -139,12 +162,12 @@ class LocalCloudProvider:
         which every node is started, so no boot is in flight."""
         for marker in list(self._booted.iterdir()):
             if marker.name not in records:
-                self.devpool.kill_node(marker.name)
+                self.nodes.kill_node(marker.name)
                 marker.unlink(missing_ok=True)
 
     # ----- CloudProvider -----
     def list_instances(self, pool_id: str) -> CloudSnapshot:
-        if not self.devpool.running():
+        if not self.nodes.running():
             raise CloudUnavailable(f"{self.name}: the personal pool hosting it is not running")
         with self._records() as records:
             self._reap(records)
@@ -186,11 +209,11 @@ class LocalCloudProvider:
         marker = self._booted / instance_id
         with self._records() as records:
             record = records.get(instance_id)
-            if record is None and not marker.exists() and not self.devpool.node_pids(instance_id):
+            if record is None and not marker.exists() and not self.nodes.node_pids(instance_id):
                 return
             if record is not None:
                 record.status = CloudStatus.DELETING.value
-        self.devpool.kill_node(instance_id)  # a deleted VM takes its jobs with it
+        self.nodes.kill_node(instance_id)  # a deleted VM takes its jobs with it
         with self._records() as records:
             records.pop(instance_id, None)
             marker.unlink(missing_ok=True)
@@ -250,9 +273,15 @@ def _worker_spec(fields: dict[str, Any]) -> WorkerSpec:
 
 
 def _build(config: CloudConfig, context: ProviderContext) -> CloudProvider:
+    """The provider for one local cloud; its worker image is built first if it is missing or
+    older than the payload (once, minutes; a no-op afterwards), never during a boot."""
     if not isinstance(config, LocalCloudConfig):
         raise PermanentError(f"cloud {config.name}: not a local cloud config")
-    return LocalCloudProvider(config, clock=context.clock)
+    from bursting.image import ensure_image
+
+    image = ensure_image(log=logging.getLogger("bursting.clouds.local").info).reference
+    nodes = ContainerNodes(DevPool().running, image=lambda: image)
+    return LocalCloudProvider(config, nodes=nodes, clock=context.clock)
 
 
 CLOUD_TYPE = CloudType(config_model=LocalCloudConfig, build=_build)

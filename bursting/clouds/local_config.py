@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from bursting.config import CloudConfig, _Strict
+from bursting.image import PAYLOAD_ATTRIBUTE
 
 
 class LocalFaults(_Strict):
@@ -30,7 +31,17 @@ class LocalSettings(_Strict):
 
 
 class LocalCloud(CloudConfig):
-    """Embedded cloud: each instance is a real HTCondor execute node on this machine."""
+    """Embedded cloud: each instance is a real HTCondor execute node on this machine, booted
+    from the worker image."""
 
     type: Literal["local"]
     local: LocalSettings = LocalSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _image_provides_payload(cls, data: Any) -> Any:
+        """Its workers boot from the worker image, so they always have the physics payload: the
+        planner must know, as jobs that need it say so in their requirements."""
+        if isinstance(data, dict) and isinstance(data.get("provides", {}), dict):
+            return {**data, "provides": {PAYLOAD_ATTRIBUTE: True, **data.get("provides", {})}}
+        return data

@@ -53,6 +53,7 @@ def generate(
     columns: dict[str, list[Any]] = {
         key: [] for key in ("event_index", "n_tracks", "dimuon_mass", "jets", "muons")
     }
+    first_event_at: float | None = None  # when the first event was done: a job's start-up cost
     for index in range(first_event, first_event + events):
         seed = event_seed(base_seed, index)
         pythia.rndm.init(seed)
@@ -63,6 +64,8 @@ def generate(
             raise GenerationError(f"event {index}: Pythia failed {MAX_RETRIES} times")
         measured = simulate(_final_state(pythia.event), np.random.default_rng(seed))
         result = reco.run(measured)
+        if first_event_at is None:
+            first_event_at = time.time()
         columns["event_index"].append(index)
         columns["n_tracks"].append(result.n_tracks)
         columns["dimuon_mass"].append(result.dimuon_mass)
@@ -84,6 +87,8 @@ def generate(
         "n_tried": info.nTried(),
         "n_accepted": info.nAccepted(),
         "seconds": round(time.time() - started, 3),
+        "started_at": round(started, 3),
+        "first_event_at": round(first_event_at or time.time(), 3),
     }
     write_events(output, columns, record)
     output.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")

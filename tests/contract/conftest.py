@@ -239,7 +239,7 @@ class LocalHarness(CloudHarness):
             def running(self) -> bool:
                 return False
 
-        return LocalCloudProvider(self.config(), devpool=StoppedPool(), clock=self.clock)
+        return LocalCloudProvider(self.config(), nodes=StoppedPool().containers(), clock=self.clock)
 
     def token(self) -> Secret:
         return Secret(Path(self.devpool.worker_token_file).read_text().strip())
@@ -250,7 +250,7 @@ class LocalHarness(CloudHarness):
         return cc.COLLECTOR
 
     def leftovers(self, instance_id: str) -> list[Any]:
-        return list(self.devpool.node_pids(instance_id))
+        return list(self.devpool.containers().node_pids(instance_id))
 
 
 @pytest.fixture(

@@ -29,10 +29,11 @@ def airflow(
 
 @pytest.fixture(scope="module")
 def nodes(devpool: Any) -> Iterator[list[str]]:
-    names = [devpool.add_node(2, 4096, name=f"airflow-{i}") for i in range(2)]
+    """Workers booted from the worker image: the DAG's jobs must carry their own data."""
+    names = [devpool.add_container_node(2, 4096, name=f"airflow-{i}") for i in range(2)]
     yield names
     for name in names:
-        devpool.kill_node(name)
+        devpool.containers().kill_node(name)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,15 @@ def test_mc_production_campaign_runs_on_the_pool(
     assert summary["events"] == 60 and summary["jobs"] == 4
     assert summary["histograms"]["dimuon_mass"]["entries"] > 0
     assert {"dimuon_mass.png", "jet_pt.png", "merged.root"} <= {p.name for p in published.iterdir()}
+
+    # The same campaign split otherwise, on the same image-booted workers: the same histograms.
+    resplit = {**conf, "campaign": "it-zmumu-resplit", "events_per_job": 20}
+    again = airflow("dags", "test", "mc_production", "-c", json.dumps(resplit), env=airflow_env)
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-2000:]
+    (other,) = list((Path(airflow_env["BURSTING_RESULTS"]) / "it-zmumu-resplit").iterdir())
+    other_summary = json.loads((other / "summary.json").read_text())
+    assert other_summary["jobs"] == 3
+    assert other_summary["histograms"] == summary["histograms"]
 
 
 def test_bad_params_fail_before_anything_is_submitted(

@@ -78,6 +78,6 @@ def test_plan_is_a_dry_run_and_status_reports(
         from bursting.config import parse_config
 
         cfg = parse_config(config)
-        cloud = LocalCloudProvider(cfg.clouds[0], devpool)  # type: ignore[arg-type]
+        cloud = LocalCloudProvider(cfg.clouds[0], devpool.containers())  # type: ignore[attr-defined]
         for instance in cloud.list_instances(cfg.pool.id).instances:
             cloud.delete(instance.id)

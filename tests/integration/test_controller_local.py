@@ -77,10 +77,7 @@ class Running:
 
     def __init__(self, config: Config, devpool: Any) -> None:
         self.config = config
-        clouds = {
-            c.name: LocalCloudProvider(c, devpool)  # type: ignore[arg-type]
-            for c in config.clouds
-        }
+        clouds = {c.name: LocalCloudProvider(c, devpool.containers()) for c in config.clouds}
         self.clouds = clouds
         self.controller = Controller(
             config, HTCondorPool(config.pool), clouds, open_store(config.store.url), SystemClock()

@@ -110,7 +110,9 @@ def audit_trail(tmp: Path) -> list[str]:
 
 
 def our_nodes(devpool: Any, pool_id: str) -> set[str]:
-    return {name for name in devpool.node_names() if name.startswith(f"{pool_id}-")}
+    """The local cloud's nodes (containers, running or not) of this test's pool."""
+    names = devpool.containers().node_names()
+    return {name for name in names if name.startswith(f"{pool_id}-")}
 
 
 def joined(htcondor: HTCondorPool) -> set[str]:

@@ -71,7 +71,7 @@ def write_config(tmp: Path, clouds: list[dict[str, Any]], **policy: Any) -> tupl
 
 def delete_instances(config: Config, devpool: Any) -> None:
     for cloud_config in config.clouds:
-        cloud = LocalCloudProvider(cloud_config, devpool)  # type: ignore[arg-type]
+        cloud = LocalCloudProvider(cloud_config, devpool.containers())
         for instance in cloud.list_instances(config.pool.id).instances:
             cloud.delete(instance.id)
 
@@ -147,10 +147,8 @@ def test_jobs_asking_for_what_no_cloud_provides_start_nothing_and_say_why(
         row = next(line for line in status.stdout.splitlines() if "Requirements unmet" in line)
         assert re.search(r"\b6\b", row) and "requirements" in row and "HasCVMFS" in row, row
         assert (
-            LocalCloudProvider(config.clouds[0], devpool)
-            .list_instances(  # type: ignore[arg-type]
-                config.pool.id
-            )
+            LocalCloudProvider(config.clouds[0], devpool.containers())
+            .list_instances(config.pool.id)
             .instances
             == ()
         )

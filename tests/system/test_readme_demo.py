@@ -28,6 +28,7 @@ def readme_command(purpose: str) -> str:
 def test_readme_demo_command_runs_the_workload(devpool: Any) -> None:
     for name in devpool.node_names():  # only the controller's burst nodes may run the workload
         devpool.kill_node(name)
+    devpool.containers().kill_all()
     command = readme_command("demo")
     assert command == "make demo"
     result = subprocess.run(

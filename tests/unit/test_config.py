@@ -93,7 +93,8 @@ def test_workers_token_comes_from_a_file_or_the_environment_never_inline() -> No
 
 def test_provides_is_a_map_of_attribute_names() -> None:
     config = parse_config({"clouds": [{**LOCAL_CLOUD, "provides": {"HasCVMFS": True}}]})
-    assert config.clouds[0].provides == {"HasCVMFS": True}
+    # A local cloud's workers boot from the worker image: they always have the payload too.
+    assert config.clouds[0].provides == {"HasBurstingPayload": True, "HasCVMFS": True}
     (problem,) = problems({"clouds": [{**LOCAL_CLOUD, "provides": {"1bad": 1}}]})
     assert problem.startswith("clouds[0].provides:")
 

@@ -91,7 +91,7 @@ def test_every_create_carries_the_worker_spec_from_the_workers_section() -> None
     worker = spec.worker
     assert (worker.instance_id, worker.cloud, worker.pool_id) == (spec.id, "only", "seam")
     assert worker.collector == "cm.example.org:9618"
-    assert worker.extra_attrs == {"Site": "CERN", "HasCVMFS": True}
+    assert worker.extra_attrs == {"Site": "CERN", "HasCVMFS": True, "HasBurstingPayload": True}
     assert worker.token.reveal() == "s3cret-pool-token"
     assert "s3cret" not in repr(spec) and "s3cret" not in repr(worker)
 

@@ -114,7 +114,7 @@ def cloud(
             },
         }
     )
-    return LocalCloudProvider(config, devpool=nodes, clock=clock)
+    return LocalCloudProvider(config, nodes=nodes, clock=clock)
 
 
 def spec(pool_id: str) -> InstanceSpec:
