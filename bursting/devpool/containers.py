@@ -42,6 +42,12 @@ RUNTIME_ARGS = ("--runtime", "runc", "--cgroup-manager", "cgroupfs")
 
 ImageLookup = Callable[[], str]
 
+# A podman call whose caller is killed (kill -9 of the controller mid-boot) is killed too, so no
+# container can appear after the caller's successor has looked for it; what it left half-made
+# is found by name and removed.
+_SETPRIV = shutil.which("setpriv")
+_DIES_WITH_CALLER = (_SETPRIV, "--pdeathsig", "KILL") if _SETPRIV else ()
+
 
 def platform_config() -> str:
     """The platform's layer under the rendered worker config: the host's network namespace is
@@ -219,7 +225,7 @@ def _current_image_reference() -> str:
 def _podman_run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
-            ["podman", *args],
+            [*_DIES_WITH_CALLER, "podman", *args],
             capture_output=True,
             text=True,
             timeout=PODMAN_TIMEOUT,
