@@ -223,17 +223,18 @@ def _current_image_reference() -> str:
 
 
 def _podman_run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    podman = shutil.which("podman")
+    if podman is None:
+        raise DevPoolError("podman is not installed; apt-get install -y podman runc")
     try:
         return subprocess.run(
-            [*_DIES_WITH_CALLER, "podman", *args],
+            [*_DIES_WITH_CALLER, podman, *args],
             capture_output=True,
             text=True,
             timeout=PODMAN_TIMEOUT,
             check=False,
             env=clean_env(),
         )
-    except FileNotFoundError:
-        raise DevPoolError("podman is not installed; apt-get install -y podman runc") from None
     except subprocess.TimeoutExpired:
         raise DevPoolError(
             f"podman {args[0]} did not answer within {PODMAN_TIMEOUT:.0f}s"
