@@ -54,7 +54,10 @@ def platform_config() -> str:
     shared, so loopback only and no shared port (the central manager holds 9618)."""
     return (
         "# Platform of the personal pool's container nodes: the host's network namespace.\n"
-        "USE_SHARED_PORT = False\n" + cc.loopback_and_tuning()
+        "USE_SHARED_PORT = False\n"
+        "# The central manager answers on the same address but is no relative of this node's\n"
+        "# master: a family session would be offered to it and refused.\n"
+        "SEC_USE_FAMILY_SESSION = False\n" + cc.loopback_and_tuning()
     )
 
 
