@@ -28,6 +28,7 @@ from rich.table import Table
 from bursting.config import Config, load_config
 from bursting.controller import Controller
 from bursting.devpool import DevPool
+from bursting.image import ensure_image
 from bursting.model import ActionKind, ClusterStatus, Instance, InstanceState, JobOutcome, JobState
 from bursting.planner import instance_label
 from bursting.pool.htcondor import HTCondorPool
@@ -136,6 +137,8 @@ def run_demo(config_path: Path = DEMO_CONFIG, timeout: float = 600.0) -> int:
     config = load_config(config_path)
     devpool = DevPool(log=lambda m: console.print(f"[dim]{m}[/dim]"))
     devpool.up()  # the schedd's side only: the workers boot from the worker image
+    image = ensure_image(log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    console.print(f"[dim]workers boot from {image.reference}[/dim]")
     htc = HTCondorPool(config.pool)
     env = airflow_env(config)
     if not _migrate(env, console):

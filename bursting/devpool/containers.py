@@ -35,6 +35,7 @@ PLATFORM_CONFIG = "/etc/condor/config.d/40-bursting-platform.conf"
 # master.
 CARRIED_PREFIXES = ("/etc/condor/",)
 PODMAN_TIMEOUT = 120.0
+STOP_SECONDS = 10  # a fast shutdown takes about a second; then the container is killed
 
 # `crun`, podman's default runtime, fails on this host's hybrid cgroups; runc works and enforces
 # the flavor's cores and memory.
@@ -97,6 +98,10 @@ def run_arguments(name: str, spec: WorkerSpec, image: str, seed: Path) -> list[s
         f"{name}:127.0.0.1",
         "--network",
         "host",
+        # What `podman stop` sends: HTCondor's fast shutdown, which kills the jobs and withdraws
+        # the node's ads from the collector (a SIGKILL would leave ghosts there to be matched).
+        "--stop-signal",
+        "SIGQUIT",
         "--cpus",
         str(flavor.cpus),
         "--memory",
@@ -186,7 +191,8 @@ class ContainerNodes:
         return _podman(["logs", container_name(name)], check=False)
 
     def _remove(self, name: str) -> None:
-        _podman(["rm", "--force", "--ignore", "--time", "0", container_name(name)])
+        """Stop (fast shutdown, then SIGKILL after STOP_SECONDS) and remove, whatever its state."""
+        _podman(["rm", "--force", "--ignore", "--time", str(STOP_SECONDS), container_name(name)])
 
     def _inspect(self, name: str) -> dict[str, Any] | None:
         done = _podman_run(
