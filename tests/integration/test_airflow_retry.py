@@ -34,10 +34,16 @@ class DiesAfterSubmitting(HTCondorSubmitOperator):
         return cluster
 
 
+# The workers share nothing with the submit side: a job's memory of its earlier try is a
+# directory it takes along (file transfer in) and brings back (file transfer out, on any exit).
 JOB = """
 executable = /bin/sh
-arguments = "-c 'test -e marker.$(ProcId) && exit 0; touch marker.$(ProcId); exit 3'"
+arguments = "-c 'test -e tries/marker.$(ProcId) && exit 0; touch tries/marker.$(ProcId); exit 3'"
 initialdir = {job_dir}/$(TASK)
+should_transfer_files = YES
+when_to_transfer_output = ON_EXIT
+transfer_input_files = tries
+transfer_output_files = tries
 request_memory = 64
 queue 2
 """
@@ -64,8 +70,9 @@ def test_airflow_retries_a_task_without_a_duplicate_submit(
     tmp_path: Path,
 ) -> None:
     dag_id = f"retry_{job_dir.name.replace('-', '_')}"
-    (job_dir / "flaky_jobs").mkdir(mode=0o1777)
-    (job_dir / "flaky_jobs").chmod(0o1777)
+    for directory in (job_dir / "flaky_jobs", job_dir / "flaky_jobs" / "tries"):
+        directory.mkdir(mode=0o1777)
+        directory.chmod(0o1777)
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / f"{dag_id}.py").write_text(textwrap.dedent(DAG.format(dag_id=dag_id, job_dir=job_dir)))
