@@ -84,6 +84,10 @@ class Controller:
         self._paused_until: dict[str, float] = {}  # cloud -> until, from retry_after
         self.stopping = threading.Event()
         self.last: CycleReport | None = None
+        self.started_at = clock.now()
+        self.last_success_at: float | None = None  # when the last cycle completed
+        self.last_failure: tuple[float, str] | None = None  # when and why a cycle last failed
+        self._listeners: list[Callable[[CycleReport], None]] = []
 
     def _timeout(self, cloud: str) -> float:
         return self.config.cloud(cloud).call_timeout_seconds
@@ -201,9 +205,10 @@ class Controller:
         now = self.clock.now()
         reads: dict[str, SourceRead] = {}
         pool, clouds = self.observe(reads)
+        stored = self.store.instances()
         plan = plan_cycle(
             self.config,
-            self.store.instances(),
+            stored,
             self.store.backoffs(),
             pool,
             clouds,
@@ -213,7 +218,7 @@ class Controller:
             spent_last_hour=self.store.spent(since=now - HOUR),
             paused_until=self._paused_until,
         )
-        report = CycleReport(now, pool, clouds, plan, reads)
+        report = CycleReport(now, pool, clouds, plan, reads, before=stored)
         report.record = build_record(report, self.clock.now(), self.store.spent(), dry_run=True)
         return report
 
@@ -231,8 +236,26 @@ class Controller:
         report.record = build_record(report, self.clock.now(), self.store.spent(), dry_run=False)
         self.store.save_cycle(report.record)
         self.last = report
+        self.last_success_at = self.clock.now()
         self._log(report.record)
+        self._tell(report)
         return report
+
+    def subscribe(self, listener: Callable[[CycleReport], None]) -> None:
+        """Call `listener` with each completed cycle's report, in the controller's thread
+        (metrics and status build their immutable views there)."""
+        self._listeners.append(listener)
+
+    def _tell(self, report: CycleReport) -> None:
+        for listener in self._listeners:
+            try:
+                listener(report)
+            except Exception:  # a broken reader must never stop the controller
+                log.exception("cycle listener %r failed", listener)
+
+    def paused(self) -> dict[str, float]:
+        """Clouds that asked us to retry later, and until when (epoch seconds)."""
+        return dict(self._paused_until)
 
     def _act(self, plan: CyclePlan, report: CycleReport) -> None:
         by_id = {i.id: i for i in plan.instances}
@@ -351,6 +374,7 @@ class Controller:
                 self.run_once()
             except BurstingError as exc:
                 log.error("cycle failed: %s", exc)
+                self.last_failure = (self.clock.now(), f"{type(exc).__name__}: {_error_text(exc)}")
             count += 1
             if cycles is not None and count >= cycles:
                 break

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from bursting.model import Action, CloudSnapshot, PoolSnapshot
+from bursting.model import Action, CloudSnapshot, Instance, PoolSnapshot
 from bursting.planner import CyclePlan
 
 
@@ -52,6 +52,19 @@ class Unschedulable:
 
 
 @dataclass(frozen=True)
+class Transition:
+    """One instance's state change this cycle, without its id: what boot and join latencies
+    are measured from. `before` is "new" for a record first stored this cycle."""
+
+    cloud: str
+    flavor: str
+    before: str
+    after: str
+    age: float  # seconds since the instance was created
+    in_before: float  # seconds it spent in `before`
+
+
+@dataclass(frozen=True)
 class CycleRecord:
     started_at: float
     seconds: float
@@ -65,6 +78,7 @@ class CycleRecord:
     spend_per_hour: dict[str, float] = field(default_factory=dict)  # cloud -> current rate
     spent: dict[str, float] = field(default_factory=dict)  # cloud -> accrued total
     dry_run: bool = False
+    transitions: tuple[Transition, ...] = ()
 
     def count(self, outcome: str) -> int:
         return sum(1 for action in self.actions if action.outcome == outcome)
@@ -83,6 +97,7 @@ class CycleRecord:
                 "actions": tuple(ActionRecord(**a) for a in raw["actions"]),
                 "unschedulable": tuple(Unschedulable(**u) for u in raw["unschedulable"]),
                 "notes": tuple(raw["notes"]),
+                "transitions": tuple(Transition(**t) for t in raw.get("transitions", ())),
             }
         )
 
@@ -106,6 +121,7 @@ class CycleReport:
     failed: list[tuple[Action, BaseException]] = field(default_factory=list)
     skipped: list[Action] = field(default_factory=list)
     record: CycleRecord | None = None
+    before: list[Instance] = field(default_factory=list)  # the stored records it planned from
 
 
 def _outcomes(report: CycleReport, dry_run: bool) -> tuple[ActionRecord, ...]:
@@ -148,6 +164,27 @@ def _instances(plan: CyclePlan) -> tuple[dict[str, dict[str, int]], dict[str, fl
     return counts, rate
 
 
+def _transitions(report: CycleReport, now: float) -> tuple[Transition, ...]:
+    """Every state change the plan made, timed against the stored record it replaced."""
+    before = {i.id: i for i in report.before}
+    changes = []
+    for instance in report.plan.instances:
+        old = before.get(instance.id)
+        if old is not None and old.state is instance.state:
+            continue
+        changes.append(
+            Transition(
+                instance.cloud,
+                instance.flavor,
+                old.state.value if old is not None else "new",
+                instance.state.value,
+                max(0.0, now - instance.created_at),
+                max(0.0, now - old.state_since) if old is not None else 0.0,
+            )
+        )
+    return tuple(changes)
+
+
 def build_record(
     report: CycleReport, now: float, spent: dict[str, float], dry_run: bool
 ) -> CycleRecord:
@@ -172,4 +209,5 @@ def build_record(
         spend_per_hour=rate,
         spent=spent,
         dry_run=dry_run,
+        transitions=_transitions(report, report.started_at),
     )

@@ -105,6 +105,8 @@ class PoolSnapshot:
     collector_started_at: float | None = None
     schedd_started_at: float | None = None
     advertise_interval: float = 300.0
+    # (queued_at, started_at) of each running job: a job's wait from queue entry to start.
+    job_starts: tuple[tuple[float, float], ...] = ()
 
     @property
     def idle_jobs(self) -> int:

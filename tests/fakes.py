@@ -24,6 +24,7 @@ from bursting.model import (
     InstanceSpec,
     JobShape,
     PoolSnapshot,
+    QueueRow,
     Quota,
     Worker,
 )
@@ -60,6 +61,7 @@ class FakePool:
         self.jobs: list[FakeJob] = []
         self.workers: dict[str, FakeWorker] = {}
         self.readable = True
+        self.owner = "alice"  # a user name: it must never reach a metric label
         self.drained: list[str] = []
         self._ids = itertools.count(1)
 
@@ -76,11 +78,23 @@ class FakePool:
                 idle.setdefault(job.shape, []).append(job.idle_since)
         workers = tuple(self._worker(w) for w in self.workers.values())
         busy = frozenset(f"{w.instance_id}@fake" for w in self.workers.values() if w.jobs)
+        rows: dict[JobShape, list[int]] = {}
+        for job in self.jobs:
+            if job.done_at is None:
+                rows.setdefault(job.shape, [0, 0])[0 if job.worker is None else 1] += 1
         return PoolSnapshot(
             self.clock.now(),
             tuple(Demand(s, tuple(sorted(t))) for s, t in idle.items()),
             workers,
+            queue=tuple(
+                QueueRow(self.owner, s, idle, running) for s, (idle, running) in rows.items()
+            ),
             busy_hosts=busy,
+            job_starts=tuple(
+                (j.idle_since, j.started_at)
+                for j in self.jobs
+                if j.started_at is not None and j.done_at is None
+            ),
         )
 
     def _worker(self, w: FakeWorker) -> Worker:

@@ -569,6 +569,7 @@ def build_snapshot(
     idle: dict[JobShape, list[float]] = defaultdict(list)
     counts: dict[tuple[str, JobShape], list[int]] = defaultdict(lambda: [0, 0, 0])
     busy: set[str] = set()
+    starts: list[tuple[float, float]] = []
     for ad in jobs:
         if "ProcId" not in ad:
             backlog = factory_backlog(ad)
@@ -586,6 +587,7 @@ def build_snapshot(
             counts[(owner, shape)][0] += 1
         elif status == 2:
             counts[(owner, shape)][1] += 1
+            starts.append((float(ad.get("QDate", entered) or entered), entered))
             host = ad.get("RemoteHost")
             if isinstance(host, str) and "@" in host:
                 busy.add(host.split("@", 1)[1])
@@ -601,6 +603,7 @@ def build_snapshot(
         workers=group_workers(slots),
         queue=queue,
         busy_hosts=frozenset(busy),
+        job_starts=tuple(starts),
     )
 
 

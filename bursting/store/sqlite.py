@@ -217,6 +217,25 @@ class SQLiteStore:
         )
         return {str(cloud): float(total) for cloud, total in rows}
 
+    # ----- health -----
+    def write_problem(self) -> str | None:
+        """Take and release the write lock through a connection of its own (so any thread may
+        ask): None if a write would go through, else why not."""
+        if self.path is None:
+            return None
+        try:
+            probe = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, timeout=2)
+        except sqlite3.Error as exc:
+            return f"{self.path}: {exc}"
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            return f"{self.path}: {exc}"
+        finally:
+            probe.close()
+        return None
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
