@@ -285,13 +285,26 @@ def run(
     ],
     cycles: Annotated[int | None, typer.Option(min=1, help="Stop after N cycles.")] = None,
 ) -> None:
-    """The burst controller daemon: reconcile every interval until SIGTERM."""
+    """The burst controller daemon: reconcile every interval until SIGTERM. Serves /metrics,
+    /healthz, /readyz and /status on metrics.listen meanwhile."""
     import signal
 
+    from prometheus_client import CollectorRegistry
+
+    from bursting.metrics import CloudCalls, Exporter, MetricsServer
     from bursting.runtime import build_controller, setup_logging
 
     setup_logging()
-    controller = build_controller(_config(config))
+    settings = _config(config)
+    calls = CloudCalls()
+    controller = build_controller(settings, calls=calls)
+    try:
+        server = MetricsServer(
+            settings.metrics.listen, Exporter(controller, calls, CollectorRegistry())
+        )
+    except BaseException:
+        controller.close()
+        raise
 
     def stop(signum: int, frame: object) -> None:
         controller.stopping.set()
@@ -299,9 +312,11 @@ def run(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
+        server.start()
         controller.start()
         controller.run_forever(cycles)
     finally:
+        server.stop()
         controller.close()
 
 

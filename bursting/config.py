@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     SerializeAsAny,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -195,8 +196,33 @@ class StoreConfig(_Strict):
     url: Annotated[str, Field(min_length=1)] = "sqlite:///~/.local/state/bursting/state.db"
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or re.fullmatch(r"127(\.\d{1,3}){3}", host) is not None
+
+
 class MetricsConfig(_Strict):
+    """Where `bursting run` serves /metrics, /healthz, /readyz and /status (read-only).
+    Loopback by default; any other address needs `allow_remote: true`, said on purpose."""
+
+    allow_remote: bool = False
     listen: str = "127.0.0.1:9187"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str, info: ValidationInfo) -> str:
+        found = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})", value)
+        if found is None or int(found.group(2)) > 65535:
+            raise ValueError(f"must be host:port (e.g. 127.0.0.1:9187, [::1]:9187), got {value!r}")
+        host = found.group(1).strip("[]")
+        if not _loopback(host) and not info.data.get("allow_remote", False):
+            raise ValueError(
+                f"{host} is not a loopback address; serving metrics and status beyond this "
+                "host must be explicit: set metrics.allow_remote: true, or listen on 127.0.0.1"
+            )
+        return value
 
 
 class Config(_Strict):

@@ -12,6 +12,7 @@ from bursting.clouds.base import CloudProvider, ProviderContext
 from bursting.clouds.registry import cloud_type
 from bursting.config import Config
 from bursting.controller import Controller
+from bursting.metrics.calls import CloudCalls
 from bursting.pool.htcondor import HTCondorPool
 from bursting.store import open_store
 
@@ -50,12 +51,17 @@ def build_clouds(config: Config, clock: Clock) -> dict[str, CloudProvider]:
     }
 
 
-def build_controller(config: Config, clock: Clock | None = None) -> Controller:
+def build_controller(
+    config: Config, clock: Clock | None = None, calls: CloudCalls | None = None
+) -> Controller:
+    """Every provider is wrapped once in the instrumented one, so each cloud call is counted,
+    timed and its error classed (into `calls`, which the metrics exporter reads)."""
     clock = clock or SystemClock()
+    calls = calls if calls is not None else CloudCalls()
     return Controller(
         config,
         HTCondorPool(config.pool),
-        build_clouds(config, clock),
+        {name: calls.wrap(p) for name, p in build_clouds(config, clock).items()},
         open_store(config.store.url),
         clock,
     )

@@ -1,0 +1,88 @@
+"""The controller's side of metrics and status: keeps the latest view and tally, swapped in
+whole after each cycle (in the controller's thread), and answers scrapes from other threads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from bursting.controller import Controller
+from bursting.cycle import CycleReport
+from bursting.metrics.calls import CloudCalls
+from bursting.metrics.collector import BurstingCollector, Scrape
+from bursting.metrics.health import Readiness, readiness
+from bursting.metrics.status import status_document
+from bursting.metrics.tally import Tally
+from bursting.metrics.view import View, build_view
+
+RECENT_DECISIONS = 20
+
+
+@dataclass(frozen=True)
+class _Latest:
+    view: View | None
+    tally: Tally
+
+
+class Exporter:
+    """Subscribes to `controller`'s cycles; registers its collector in `registry` (injected,
+    never the global one). `calls` is the recorder the controller's providers were wrapped
+    with (bursting.runtime.build_controller)."""
+
+    def __init__(
+        self, controller: Controller, calls: CloudCalls, registry: CollectorRegistry
+    ) -> None:
+        self.controller = controller
+        self.calls = calls
+        self.registry = registry
+        self._latest = _Latest(None, Tally(since=controller.started_at))
+        registry.register(BurstingCollector(self.scrape))
+        controller.subscribe(self.on_cycle)
+
+    def on_cycle(self, report: CycleReport) -> None:
+        """Build the new view and tally (controller thread; the store is read here only)."""
+        record = report.record
+        if record is None:
+            return
+        store = self.controller.store
+        view = build_view(
+            self.controller.config,
+            record,
+            report.pool,
+            {name: None if snap is None else snap.quota for name, snap in report.clouds.items()},
+            store.instances(),
+            store.backoffs(),
+            self.controller.paused(),
+            [
+                (at, a.kind.value, a.cloud, a.instance_id, a.code.value, a.reason)
+                for at, a in store.decisions(RECENT_DECISIONS)
+            ],
+        )
+        latest = self._latest
+        self._latest = _Latest(view, latest.tally.after(record, report.pool))
+
+    def scrape(self) -> Scrape:
+        latest = self._latest
+        return Scrape(
+            now=self.controller.clock.now(),
+            view=latest.view,
+            tally=latest.tally,
+            calls=self.calls.counts(),
+            last_success_at=self.controller.last_success_at,
+        )
+
+    def readiness(self) -> Readiness:
+        controller = self.controller
+        return readiness(
+            now=controller.clock.now(),
+            interval=controller.config.policy.interval_seconds,
+            started_at=controller.started_at,
+            last_success_at=controller.last_success_at,
+            last_failure=controller.last_failure,
+            store_problem=controller.store.write_problem(),
+        )
+
+    def status(self) -> dict[str, Any]:
+        return status_document(self._latest.view, self.controller.clock.now(), self.readiness())
