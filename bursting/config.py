@@ -150,6 +150,10 @@ class WorkersConfig(_Strict):
 
     collector: str | None = None  # as the workers reach it; default: pool.collector
     token: TokenSource = TokenSource(file=Path("~/.config/bursting/worker.token"))
+    # The signing key workers verify the controller's drain token with (never the pool's own
+    # key: a worker holding it could mint tokens for the central manager). None: workers accept
+    # no drain and leave by their idle-shutdown backstop only.
+    admin_key: TokenSource | None = TokenSource(file=Path("~/.config/bursting/worker-admin.key"))
     # The defaults are the personal pool's, like pool.collector's; set both for a real pool.
     uid_domain: str | None = "bursting.devpool"
     admin_identity: str | None = "bursting@bursting.devpool"  # may drain: the controller

@@ -11,9 +11,14 @@ import yaml
 from bursting.model import AttributeValue, WorkerSpec
 from bursting.policy.matching import classad_literal
 
-__all__ = ["TOKEN_FILE_NAME", "WorkerSpec", "render_cloud_init", "render_condor_config"]
+__all__ = [
+    "ADMIN_KEY_NAME",
+    "TOKEN_FILE_NAME", "WorkerSpec", "render_cloud_init", "render_condor_config"]
 
 TOKEN_FILE_NAME = "bursting-pool"
+# The name (key id) of the signing key workers verify the controller's drain token with.
+ADMIN_KEY_NAME = "BURSTING_WORKERS"
+ADMIN_KEY_PATH = f"/etc/condor/passwords.d/{ADMIN_KEY_NAME}"
 
 
 def classad_string(value: str) -> str:
@@ -104,6 +109,19 @@ def render_cloud_init(spec: WorkerSpec) -> str:
                 "owner": "root:root",
                 "content": spec.token.reveal().strip() + "\n",
             },
+            *(
+                [
+                    {
+                        # Only to verify the controller's drain token: not the pool's key.
+                        "path": ADMIN_KEY_PATH,
+                        "permissions": "0600",
+                        "owner": "root:root",
+                        "content": spec.admin_key.reveal().strip() + "\n",
+                    }
+                ]
+                if spec.admin_key is not None
+                else []
+            ),
             {
                 # When the idle backstop stops HTCondor, the VM powers itself off.
                 "path": "/etc/systemd/system/condor.service.d/50-bursting-poweroff.conf",

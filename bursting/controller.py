@@ -134,6 +134,7 @@ class Controller:
             raise ConfigError("clouds", problems)
         if isinstance(self.workers, WorkerFactory) and self.clouds:
             self.workers.token()
+            self.workers.admin_key()
 
     # ----- observe -----
     def observe(

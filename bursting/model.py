@@ -292,6 +292,9 @@ class WorkerSpec:
     job_retirement_seconds: int = 3 * 24 * 3600
     token_dir: str = "/etc/condor/tokens.d"
     extra_attrs: dict[str, AttributeValue] = field(default_factory=dict)
+    # The key the worker checks the controller's drain token with: workers share nothing with
+    # the central manager, so without it they could not verify who asks them to drain.
+    admin_key: Secret | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for name in self.extra_attrs:

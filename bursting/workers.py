@@ -10,14 +10,15 @@ from bursting.errors import ConfigError
 from bursting.model import Flavor, Secret, WorkerSpec
 
 
-def read_token(source: TokenSource) -> Secret:
-    """The pool token workers join with; a clear error naming `workers.token` if it is absent."""
+def read_token(source: TokenSource, field: str = "workers.token", what: str = "token") -> Secret:
+    """A secret workers need (the pool token, the admin key); a clear error naming the config
+    field if it is absent."""
     if source.env is not None:
         value = os.environ.get(source.env, "")
         if not value.strip():
             raise ConfigError(
-                "workers.token.env",
-                [f"environment variable {source.env} is empty or unset; export the pool token"],
+                f"{field}.env",
+                [f"environment variable {source.env} is empty or unset; export the pool {what}"],
             )
         return Secret(value.strip())
     assert source.file is not None
@@ -25,14 +26,14 @@ def read_token(source: TokenSource) -> Secret:
         value = source.file.read_text()
     except OSError as exc:
         raise ConfigError(
-            "workers.token.file",
+            f"{field}.file",
             [
                 f"{source.file} cannot be read ({exc.strerror}); create it "
                 "(`bursting devpool up` writes one for the personal pool)"
             ],
         ) from None
     if not value.strip():
-        raise ConfigError("workers.token.file", [f"{source.file} is empty; put the token in it"])
+        raise ConfigError(f"{field}.file", [f"{source.file} is empty; put the {what} in it"])
     return Secret(value.strip())
 
 
@@ -47,9 +48,12 @@ def idle_shutdown_seconds(config: Config) -> int:
 class WorkerFactory:
     """Builds the WorkerSpec for an instance; the token is read once, when first needed."""
 
-    def __init__(self, config: Config, token: Secret | None = None) -> None:
+    def __init__(
+        self, config: Config, token: Secret | None = None, admin_key: Secret | None = None
+    ) -> None:
         self.config = config
         self._token = token
+        self._admin_key = admin_key
         self._lock = threading.Lock()
 
     def token(self) -> Secret:
@@ -57,6 +61,14 @@ class WorkerFactory:
             if self._token is None:
                 self._token = read_token(self.config.workers.token)
             return self._token
+
+    def admin_key(self) -> Secret | None:
+        """The drain-token signing key for workers, if one is configured (read once)."""
+        source = self.config.workers.admin_key
+        with self._lock:
+            if self._admin_key is None and source is not None:
+                self._admin_key = read_token(source, "workers.admin_key", "admin key")
+            return self._admin_key
 
     def __call__(self, instance_id: str, cloud: str, flavor: Flavor) -> WorkerSpec:
         workers = self.config.workers
@@ -72,4 +84,5 @@ class WorkerFactory:
             idle_shutdown_seconds=idle_shutdown_seconds(self.config),
             job_retirement_seconds=workers.retirement_seconds,
             extra_attrs={**workers.attributes, **self.config.cloud(cloud).provides},
+            admin_key=self.admin_key(),
         )

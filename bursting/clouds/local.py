@@ -258,6 +258,7 @@ def _worker_record(worker: WorkerSpec | None) -> dict[str, Any] | None:
     fields = {name: getattr(worker, name) for name in worker.__dataclass_fields__}
     fields["flavor"] = asdict(worker.flavor)
     fields["token"] = worker.token.reveal()
+    fields["admin_key"] = worker.admin_key.reveal() if worker.admin_key else None
     return fields
 
 
@@ -267,6 +268,7 @@ def _worker_spec(fields: dict[str, Any]) -> WorkerSpec:
             **fields,
             "flavor": Flavor(**fields["flavor"]),
             "token": Secret(fields["token"]),
+            "admin_key": Secret(fields["admin_key"]) if fields.get("admin_key") else None,
             "extra_attrs": dict(fields["extra_attrs"]),
         }
     )

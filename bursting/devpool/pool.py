@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bursting.contextualize import TOKEN_FILE_NAME, WorkerSpec
+from bursting.contextualize import ADMIN_KEY_NAME, TOKEN_FILE_NAME, WorkerSpec
 from bursting.devpool import condor_config as cc
 from bursting.devpool.containers import ContainerNodes
 from bursting.devpool.layout import (
@@ -48,6 +48,11 @@ from bursting.model import AttributeValue, Flavor, Secret
 DEFAULT_TOKEN_DIR = Path("~/.config/bursting/tokens.d").expanduser()
 TOKEN_NAME = "devpool"
 WORKER_TOKEN_NAME = "worker.token"
+WORKER_ADMIN_KEY_NAME = "worker-admin.key"
+DRAIN_TOKEN_NAME = "devpool-workers"
+# Holds only the workers' admin key, for minting the drain token: never the central manager's
+# own passwords.d, so a worker holding the key cannot mint tokens the central manager accepts.
+WORKER_KEYS_DIR = "/var/lib/bursting/worker-keys"
 SCRATCH = Path("/var/tmp/bursting")
 STOP_TIMEOUT = 60.0
 
@@ -145,6 +150,12 @@ class DevPool:
     @property
     def token_file(self) -> Path:
         return self.token_dir / TOKEN_NAME
+
+    @property
+    def worker_admin_key_file(self) -> Path:
+        """`workers.admin_key` of the embedded configs: the key burst workers verify the
+        controller's drain token with (written 0600 by `up`)."""
+        return self.token_dir.parent / WORKER_ADMIN_KEY_NAME
 
     @property
     def worker_token_file(self) -> Path:
@@ -346,6 +357,28 @@ class DevPool:
         token = self.mint_token(admin_identity())
         _write_secret(self.token_file, token)
         _write_secret(self.worker_token_file, self.mint_token(f"condor@{cc.UID_DOMAIN}"))
+        self._write_drain_token()
+
+    def _write_drain_token(self) -> None:
+        """The host's token for draining burst workers, signed with the workers' admin key (the
+        host's clients pick it for a server that holds only that key)."""
+        key_file = self.worker_admin_key_file
+        if not key_file.exists():
+            _write_secret(key_file, Secret(secrets.token_hex(32)))
+        inner = self.layout.path(WORKER_KEYS_DIR)
+        inner.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_secret(inner / ADMIN_KEY_NAME, Secret(key_file.read_text().strip()))
+        out = run(
+            self.layout.command(
+                ["condor_token_create", "-key", ADMIN_KEY_NAME, "-identity", admin_identity()],
+                env={
+                    "CONDOR_CONFIG": f"{cc.local_dir('pool')}/condor_config",
+                    "_CONDOR_SEC_PASSWORD_DIRECTORY": WORKER_KEYS_DIR,
+                },
+            ),
+            timeout=60,
+        )
+        _write_secret(self.token_dir / DRAIN_TOKEN_NAME, Secret(out.strip()))
 
     def ensure_token(self) -> Path:
         require_root()
@@ -406,7 +439,14 @@ class DevPool:
             uid_domain=cc.UID_DOMAIN,
             admin_identity=admin_identity(),
             extra_attrs=dict[str, AttributeValue](attrs),
+            admin_key=self._admin_key(),
         )
+
+    def _admin_key(self) -> Secret | None:
+        try:
+            return Secret(self.worker_admin_key_file.read_text().strip())
+        except FileNotFoundError:
+            return None
 
     def add_container_node(
         self, cpus: int, memory_mb: int, name: str, attrs: dict[str, str] | None = None

@@ -94,3 +94,15 @@ def test_missing_podman_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(DevPoolError, match="podman is not installed"):
         nodes.node_pids("n1")
     assert os.environ["PATH"] == str(tmp_path)
+
+
+def test_the_drain_key_travels_only_when_configured_and_private() -> None:
+    from dataclasses import replace
+
+    from bursting.contextualize import ADMIN_KEY_NAME
+
+    path = f"/etc/condor/passwords.d/{ADMIN_KEY_NAME}"
+    assert path not in seed_files(spec())
+    files = seed_files(replace(spec(), admin_key=Secret("k" * 64)))
+    assert files[path] == ("k" * 64 + "\n", 0o600)
+    assert "k" * 64 not in render_condor_config(replace(spec(), admin_key=Secret("k" * 64)))

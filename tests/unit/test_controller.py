@@ -87,7 +87,9 @@ class World:
             {"private": self.private, "public": self.public},
             self.store,
             self.clock,
-            workers=WorkerFactory(self.config, token=Secret("test-pool-token")),
+            workers=WorkerFactory(
+                self.config, token=Secret("test-pool-token"), admin_key=Secret("test-admin-key")
+            ),
         )
 
     def cycle(self, count: int = 1) -> None:

@@ -30,6 +30,7 @@ def make_config(store: str = "sqlite://", **cloud: Any) -> Config:
                 "collector": "cm.example.org:9618",
                 "attributes": {"Site": "CERN"},
                 "token": {"env": "BURSTING_TEST_WORKER_TOKEN"},
+                "admin_key": {"env": "BURSTING_TEST_ADMIN_KEY"},
             },
             "clouds": [
                 {
@@ -77,7 +78,9 @@ def world(config: Config, flavors: tuple[Flavor, ...] = (FLAVOR,)) -> tuple[Cont
         {"only": cloud},
         open_store(config.store.url),
         clock,
-        workers=WorkerFactory(config, token=Secret("s3cret-pool-token")),
+        workers=WorkerFactory(
+            config, token=Secret("s3cret-pool-token"), admin_key=Secret("s3cret-admin-key")
+        ),
     )
     pool.add_jobs(2, ONE_CORE, duration=60)
     return controller, cloud
@@ -93,6 +96,7 @@ def test_every_create_carries_the_worker_spec_from_the_workers_section() -> None
     assert worker.collector == "cm.example.org:9618"
     assert worker.extra_attrs == {"Site": "CERN", "HasCVMFS": True, "HasBurstingPayload": True}
     assert worker.token.reveal() == "s3cret-pool-token"
+    assert worker.admin_key is not None and worker.admin_key.reveal() == "s3cret-admin-key"
     assert "s3cret" not in repr(spec) and "s3cret" not in repr(worker)
 
 
@@ -105,6 +109,20 @@ def test_the_token_comes_from_the_environment_and_its_absence_is_named(
         factory.token()
     monkeypatch.setenv("BURSTING_TEST_WORKER_TOKEN", "abc\n")
     assert factory.token().reveal() == "abc"
+    monkeypatch.delenv("BURSTING_TEST_ADMIN_KEY", raising=False)
+    with pytest.raises(ConfigError, match=r"workers\.admin_key\.env"):
+        factory.admin_key()
+    monkeypatch.setenv("BURSTING_TEST_ADMIN_KEY", "k3y")
+    key = factory.admin_key()
+    assert key is not None and key.reveal() == "k3y"
+
+
+def test_without_an_admin_key_workers_get_none() -> None:
+    config = make_config()
+    config = config.model_copy(
+        update={"workers": config.workers.model_copy(update={"admin_key": None})}
+    )
+    assert WorkerFactory(config, token=Secret("t")).admin_key() is None
 
 
 def test_retry_after_is_honoured() -> None:

@@ -155,7 +155,7 @@ class World:
             {"private": self.calls.wrap(self.private), "public": self.calls.wrap(self.public)},
             open_store(store),
             self.clock,
-            workers=WorkerFactory(self.config, token=Secret(TOKEN)),
+            workers=WorkerFactory(self.config, token=Secret(TOKEN), admin_key=Secret(TOKEN)),
         )
         self.registry = CollectorRegistry()
         self.exporter = Exporter(self.controller, self.calls, self.registry)
