@@ -13,7 +13,11 @@ from bursting.policy.matching import classad_literal
 
 __all__ = [
     "ADMIN_KEY_NAME",
-    "TOKEN_FILE_NAME", "WorkerSpec", "render_cloud_init", "render_condor_config"]
+    "TOKEN_FILE_NAME",
+    "WorkerSpec",
+    "render_cloud_init",
+    "render_condor_config",
+]
 
 TOKEN_FILE_NAME = "bursting-pool"
 # The name (key id) of the signing key workers verify the controller's drain token with.
