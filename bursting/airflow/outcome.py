@@ -4,6 +4,7 @@ tail of each failed job's stderr."""
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 from bursting.model import ClusterStatus, JobOutcome, JobState
@@ -40,3 +41,38 @@ def describe(status: ClusterStatus) -> str:
     if len(failed) > MAX_REPORTED:
         parts.append(f"... and {len(failed) - MAX_REPORTED} more")
     return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A cluster's progress as the deferred task logs it: the counts that say it moved on."""
+
+    cluster_id: int
+    done: int
+    total: int
+    failed: int
+    running: int = 0
+
+    @classmethod
+    def of(cls, status: ClusterStatus) -> Progress:
+        return cls(
+            status.cluster_id,
+            sum(1 for job in status.jobs if job.state.finished),
+            len(status.jobs),
+            len(status.failed_jobs),
+            status.count(JobState.RUNNING),
+        )
+
+    def moved_from(self, earlier: Progress | None) -> bool:
+        """Jobs done, failed or planned changed (running counts come and go; not a change)."""
+        return earlier is None or (self.done, self.failed, self.total) != (
+            earlier.done,
+            earlier.failed,
+            earlier.total,
+        )
+
+    def text(self) -> str:
+        return (
+            f"cluster {self.cluster_id}: {self.done}/{self.total} job(s) done, "
+            f"{self.running} running, {self.failed} failed"
+        )

@@ -55,7 +55,7 @@ def test_dags_folder_imports_cleanly() -> None:
 
 
 def test_trigger_serialize_round_trip() -> None:
-    trigger = HTCondorClusterTrigger(42, "my_pool", 3.0, 120.0, 1_900_000_000.0)
+    trigger = HTCondorClusterTrigger(42, "my_pool", 3.0, 120.0, 1_900_000_000.0, 20)
     path, kwargs = trigger.serialize()
     module, _, name = path.rpartition(".")
     cls = getattr(__import__(module, fromlist=[name]), name)
@@ -119,6 +119,63 @@ def test_trigger_removes_the_cluster_past_its_deadline(monkeypatch: pytest.Monke
     pool = FlakyPool(failures=0, final=DONE)
     (event,) = run_trigger(HTCondorClusterTrigger(7, deadline=1.0), pool, monkeypatch)
     assert event["status"] == "timeout" and pool.removed == 7
+
+
+class ScriptedPool:
+    """Answers each poll with the next status of a script; the last one repeats."""
+
+    def __init__(self, script: list[ClusterStatus]) -> None:
+        self.script = script
+        self.calls = 0
+
+    def job_status(self, cluster_id: int) -> ClusterStatus:
+        self.calls += 1
+        return self.script[min(self.calls, len(self.script)) - 1]
+
+
+class LogRecorder:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str, *args: Any) -> None:
+        self.lines.append(message % args)
+
+    warning = info
+
+
+def _cluster(done: int, running: int, failed: int, total: int = 10) -> ClusterStatus:
+    jobs = (
+        [JobOutcome(f"7.{i}", JobState.COMPLETED, 0) for i in range(done - failed)]
+        + [JobOutcome(f"7.{i}", JobState.COMPLETED, 1) for i in range(failed)]
+        + [JobOutcome(f"7.{i}", JobState.RUNNING) for i in range(running)]
+    )
+    jobs += [JobOutcome(f"7.{i}", JobState.IDLE) for i in range(total - len(jobs))]
+    return ClusterStatus(7, tuple(jobs))
+
+
+def test_deferred_trigger_logs_progress_on_change_and_every_n_polls_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    script = (
+        [_cluster(0, 0, 0)] * 7  # nothing moves for 7 polls: the first, then one after 3 more
+        + [_cluster(0, 4, 0)]  # jobs start: running alone is no change
+        + [_cluster(2, 4, 0)]  # two done: a change
+        + [_cluster(3, 4, 1)] * 2  # a failure: a change, then quiet
+        + [_cluster(10, 0, 1)]  # all done: the event, no progress line
+    )
+    pool = ScriptedPool(script)
+    trigger = HTCondorClusterTrigger(7, poll_interval=0.0, progress_every=3)
+    trigger._log = LogRecorder()  # type: ignore[assignment]
+    (event,) = run_trigger(trigger, pool, monkeypatch)
+    assert event["status"] == "failed" and pool.calls == len(script)
+    assert trigger._log.lines == [  # type: ignore[attr-defined]
+        "cluster 7: 0/10 job(s) done, 0 running, 0 failed",  # poll 1: the first report
+        "cluster 7: 0/10 job(s) done, 0 running, 0 failed",  # poll 4: 3 quiet polls
+        "cluster 7: 0/10 job(s) done, 0 running, 0 failed",  # poll 7
+        "cluster 7: 2/10 job(s) done, 4 running, 0 failed",  # poll 9: changed
+        "cluster 7: 3/10 job(s) done, 4 running, 1 failed",  # poll 10: changed
+    ]
+    assert HTCondorClusterTrigger(7, progress_every=0).progress_every == 1
 
 
 def test_killing_the_deferred_task_removes_its_cluster(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,8 @@
 
 The bindings block, so each poll runs in a thread. A schedd that cannot be reached is a blip, not
 a failure: polling continues until `unreachable_timeout` has passed without an answer.
+Progress (jobs done/total, failures) is logged when it changes, else once per `progress_every`
+polls, so a long campaign shows it is alive without a line every poll.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from bursting.airflow.hooks.htcondor import HTCondorHook
-from bursting.airflow.outcome import describe
+from bursting.airflow.outcome import Progress, describe
 from bursting.errors import PoolUnavailable
 
 
@@ -26,6 +28,7 @@ class HTCondorClusterTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         unreachable_timeout: float = 600.0,
         deadline: float | None = None,
+        progress_every: int = 12,
     ) -> None:
         super().__init__()
         self.cluster_id = int(cluster_id)
@@ -33,6 +36,7 @@ class HTCondorClusterTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.unreachable_timeout = float(unreachable_timeout)
         self.deadline = deadline  # epoch seconds; the cluster is removed when it passes
+        self.progress_every = max(1, int(progress_every))  # polls between unchanged reports
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -43,12 +47,15 @@ class HTCondorClusterTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "unreachable_timeout": self.unreachable_timeout,
                 "deadline": self.deadline,
+                "progress_every": self.progress_every,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         pool = await HTCondorHook.apool(self.htcondor_conn_id)
         last_answer = time.monotonic()
+        reported: Progress | None = None
+        quiet = 0  # polls since the last progress line
         while True:
             if self.deadline is not None and time.time() > self.deadline:
                 await asyncio.to_thread(pool.remove, self.cluster_id, "Airflow task timed out")
@@ -99,6 +106,10 @@ class HTCondorClusterTrigger(BaseTrigger):
                     }
                 )
                 return
+            progress, quiet = Progress.of(status), quiet + 1
+            if progress.moved_from(reported) or quiet >= self.progress_every:
+                self.log.info("%s", progress.text())
+                reported, quiet = progress, 0
             await asyncio.sleep(self.poll_interval)
 
     async def on_kill(self) -> None:
