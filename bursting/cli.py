@@ -390,6 +390,61 @@ def _last_cycle_tables(record: CycleRecord) -> None:
     out.print(spend)
 
 
+@app.command("cost")
+def cost(
+    campaign: Annotated[
+        str, typer.Option("--campaign", help="The campaign's name, as the DAG set it.")
+    ],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """What CAMPAIGN's jobs cost so far, per cloud and flavor: each job pays its worker flavor's
+    price shared by cores for its wall time; 'busy' is the share of those workers' paid core-time
+    this campaign used. Jobs on nodes that are no burst workers are counted as unpriced."""
+    from bursting.campaigns import read_campaign_cost
+
+    settings = _config(config)
+    try:
+        report = read_campaign_cost(settings, _pool(config), campaign)
+    except BurstingError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+        return
+    currency = report.currency
+    table = Table(
+        "cloud",
+        "flavor",
+        "jobs",
+        "core-hours",
+        f"cost {currency}",
+        f"workers' cost {currency}",
+        "busy",
+        title=f"campaign {report.campaign}",
+    )
+    for line in report.lines:
+        table.add_row(
+            line.cloud,
+            line.flavor,
+            str(line.jobs),
+            f"{line.core_hours:.3f}",
+            "-" if line.cost is None else f"{line.cost:.4f}",
+            "-" if line.worker_cost is None else f"{line.worker_cost:.4f}",
+            "-" if line.busy_share is None else f"{line.busy_share:.0%}",
+        )
+    out.print(table)
+    out.print(
+        f"{report.jobs} job(s): {report.done} finished, {report.running} running, "
+        f"{report.failed} failed; {report.core_hours:.3f} core-hours; "
+        f"cost {report.cost:.4f} {currency}"
+        + (f"; {report.unpriced_jobs} job(s) unpriced" if report.unpriced_jobs else ""),
+        highlight=False,
+    )
+    for note in report.notes:
+        out.print(f"note: {note}", highlight=False, markup=False)
+
+
 @app.command("rm")
 def remove(
     cluster: Annotated[int, typer.Argument(min=1, help="Cluster id to remove.")],

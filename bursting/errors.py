@@ -48,6 +48,10 @@ class SubmitError(PermanentError):
     """A submit description or its item data was rejected before anything was queued."""
 
 
+class UnknownCampaign(PermanentError):
+    """No job of this campaign is in the queue or the history (or its name is not one)."""
+
+
 class DevPoolError(PermanentError):
     """The personal development pool cannot be built, started or used as asked."""
 

@@ -164,6 +164,37 @@ class ClusterStatus:
         )
 
 
+# A campaign's name: what the DAG accepts, so it is safe in a ClassAd constraint and bounded.
+CAMPAIGN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+CAMPAIGN_ATTRIBUTE = "BurstingCampaign"  # the job attribute that carries it
+# Worker attributes HTCondor copies into the job ad at each match (job_machine_attrs), as
+# MachineAttr<name>0 for the latest one.
+MACHINE_ATTRS = ("BurstingCloud", "BurstingFlavor", "BurstingInstance")
+
+
+@dataclass(frozen=True)
+class CampaignJob:
+    """One job of a campaign as its cost needs it: wall time and cores, and the burst worker it
+    last ran on (cloud, flavor, instance are None when it ran on a node that is not one)."""
+
+    job_id: str
+    state: JobState
+    cpus: int
+    wall_seconds: float
+    cloud: str | None = None
+    flavor: str | None = None
+    instance: str | None = None
+    exit_code: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        return (
+            self.state is JobState.HELD
+            or self.state is JobState.REMOVED
+            or (self.state is JobState.COMPLETED and self.exit_code not in (0, None))
+        )
+
+
 @dataclass(frozen=True)
 class Flavor:
     """A machine size a cloud offers."""

@@ -15,6 +15,7 @@ from bursting.clock import Clock, FakeClock
 from bursting.clouds.base import CloudProvider
 from bursting.errors import CloudUnavailable, PermanentError, PoolUnavailable, QuotaExceeded
 from bursting.model import (
+    CampaignJob,
     CloudInstance,
     CloudSnapshot,
     CloudStatus,
@@ -23,6 +24,7 @@ from bursting.model import (
     Flavor,
     InstanceSpec,
     JobShape,
+    JobState,
     PoolSnapshot,
     QueueRow,
     Quota,
@@ -41,6 +43,12 @@ class FakeJob:
     started_at: float | None = None
     done_at: float | None = None
     interrupted: bool = False
+    campaign: str | None = None
+    exit_code: int = 0
+    # (cloud, flavor, instance) of the worker it last started on, as job_machine_attrs records
+    # them; all None on a node that is not a burst worker
+    machine: tuple[str | None, str | None, str | None] = (None, None, None)
+    wall_before: float = 0.0  # wall time of earlier, interrupted runs
 
 
 @dataclass
@@ -50,6 +58,8 @@ class FakeWorker:
     memory_mb: int
     draining: bool = False
     jobs: list[FakeJob] = field(default_factory=list)
+    cloud: str | None = None  # None: not a burst worker (advertises no Bursting* attributes)
+    flavor: str | None = None
 
 
 class FakePool:
@@ -65,9 +75,13 @@ class FakePool:
         self.drained: list[str] = []
         self._ids = itertools.count(1)
 
-    def add_jobs(self, count: int, shape: JobShape, duration: float) -> None:
+    def add_jobs(
+        self, count: int, shape: JobShape, duration: float, campaign: str | None = None
+    ) -> None:
         now = self.clock.now()
-        self.jobs += [FakeJob(next(self._ids), shape, duration, now) for _ in range(count)]
+        self.jobs += [
+            FakeJob(next(self._ids), shape, duration, now, campaign=campaign) for _ in range(count)
+        ]
 
     def snapshot(self) -> PoolSnapshot:
         if not self.readable:
@@ -140,6 +154,33 @@ class FakePool:
     def remove(self, cluster_id: int, reason: str = "") -> None:
         raise AssertionError("the controller must never remove jobs")
 
+    def campaign_jobs(self, campaign: str, now: float | None = None) -> tuple[CampaignJob, ...]:
+        """As HTCondorPool.campaign_jobs: the campaign's jobs, queued or done, with wall time."""
+        if not self.readable:
+            raise PoolUnavailable("fake schedd is down")
+        at = self.clock.now() if now is None else now
+        return tuple(
+            CampaignJob(
+                f"1.{job.id}",
+                JobState.COMPLETED
+                if job.done_at is not None
+                else JobState.RUNNING
+                if job.started_at is not None
+                else JobState.IDLE,
+                job.shape.cpus,
+                job.wall_before
+                + (
+                    (job.done_at if job.done_at is not None else at) - job.started_at
+                    if job.started_at is not None
+                    else 0.0
+                ),
+                *job.machine,
+                exit_code=job.exit_code if job.done_at is not None else None,
+            )
+            for job in self.jobs
+            if job.campaign == campaign
+        )
+
     # ----- the world moving on -----
     def step(self) -> None:
         """Finish due jobs, start idle ones on free room, let drained idle workers leave."""
@@ -156,6 +197,11 @@ class FakePool:
                 free = self._worker(worker)
                 if free.free_cpus >= job.shape.cpus and free.free_memory_mb >= job.shape.memory_mb:
                     job.worker, job.started_at = worker.instance_id, now
+                    job.machine = (
+                        (worker.cloud, worker.flavor, worker.instance_id)
+                        if worker.cloud is not None
+                        else (None, None, None)
+                    )
                     worker.jobs.append(job)
                     break
         for name in [n for n, w in self.workers.items() if w.draining and not w.jobs]:
@@ -166,6 +212,8 @@ class FakePool:
         worker = self.workers.pop(instance_id, None)
         if worker:
             for job in worker.jobs:
+                if job.started_at is not None:
+                    job.wall_before += self.clock.now() - job.started_at
                 job.interrupted = True
                 job.worker = None
                 job.started_at = None
@@ -283,7 +331,7 @@ class FakeCloud:
                 vm.joined = True
                 flavor = vm.spec.flavor
                 self.pool.workers[vm.spec.id] = FakeWorker(
-                    vm.spec.id, flavor.cpus, flavor.memory_mb
+                    vm.spec.id, flavor.cpus, flavor.memory_mb, cloud=self.name, flavor=flavor.name
                 )
 
 

@@ -26,6 +26,9 @@ import htcondor2
 from bursting.config import PoolConfig
 from bursting.errors import AuthError, PoolUnavailable, SubmitError
 from bursting.model import (
+    CAMPAIGN_ATTRIBUTE,
+    MACHINE_ATTRS,
+    CampaignJob,
     ClusterStatus,
     Demand,
     JobOutcome,
@@ -35,6 +38,7 @@ from bursting.model import (
     QueueRow,
     Worker,
 )
+from bursting.policy.cost import check_campaign
 from bursting.pool.shapes import job_shape, worker_from_slots
 
 log = logging.getLogger(__name__)
@@ -95,6 +99,18 @@ STATUS_PROJECTION = [
     "LastRemoteHost",
     "RemoteHost",
     "NumJobStarts",
+]
+COST_PROJECTION = [
+    "ClusterId",
+    "ProcId",
+    "JobStatus",
+    "ExitCode",
+    "ExitBySignal",
+    "ExitSignal",
+    "RequestCpus",
+    "RemoteWallClockTime",  # wall time of the runs that ended (all of them, once it is done)
+    "JobCurrentStartDate",  # a running job's current run, not yet in RemoteWallClockTime
+    *(f"MachineAttr{name}0" for name in MACHINE_ATTRS),
 ]
 LOCATION_PROJECTION = [
     "Name",
@@ -467,6 +483,23 @@ class HTCondorPool:
         )
         return sorted({int(ad["ClusterId"]) for ad in (*live, *ended)})
 
+    def campaign_jobs(self, campaign: str, now: float | None = None) -> tuple[CampaignJob, ...]:
+        """Every job of a campaign, queued or finished, with its wall time, cores and the burst
+        worker it last ran on; the name must be a campaign name (it goes into a constraint)."""
+        constraint = f"{CAMPAIGN_ATTRIBUTE} =?= {classad2.quote(check_campaign(campaign))}"
+        live = self._schedd_call(
+            "schedd query", lambda s: s.query(constraint, projection=COST_PROJECTION)
+        )
+        ended = self._schedd_call(
+            "schedd history", lambda s: s.history(constraint, projection=COST_PROJECTION)
+        )
+        at = now if now is not None else time.time()
+        seen = {(int(ad["ClusterId"]), int(ad["ProcId"])) for ad in live}
+        ads = list(live) + [
+            ad for ad in ended if (int(ad["ClusterId"]), int(ad["ProcId"])) not in seen
+        ]
+        return tuple(campaign_job(ad, at) for ad in ads)
+
     def remove(self, cluster_id: int, reason: str = "removed by bursting") -> None:
         self._schedd_call(
             "remove",
@@ -512,6 +545,41 @@ def job_outcome(ad: classad2.ClassAd) -> JobOutcome:
         host=str(host) if isinstance(host, str) else None,
         starts=int(ad.get("NumJobStarts", 0) or 0),
     )
+
+
+def campaign_job(ad: classad2.ClassAd, now: float) -> CampaignJob:
+    """A job ad (queue or history) as the cost reads it; a running job's wall time includes its
+    current run."""
+    state = JobState(int(ad.get("JobStatus", 1)))
+    wall = ad.get("RemoteWallClockTime")
+    seconds = float(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else 0.0
+    started = _epoch(ad.get("JobCurrentStartDate"))
+    if state is JobState.RUNNING and started is not None:
+        seconds += max(0.0, now - started)
+    cpus = ad.get("RequestCpus", 1)
+    if not isinstance(cpus, int) or isinstance(cpus, bool):
+        try:
+            cpus = int(ad.eval("RequestCpus"))
+        except Exception:  # an expression that needs the machine: one core, as HTCondor defaults
+            cpus = 1
+    exit_code = ad.get("ExitCode")
+    if ad.get("ExitBySignal") is True:
+        exit_code = 128 + int(ad.get("ExitSignal", 0))
+    cloud, flavor, instance = (_text(ad.get(f"MachineAttr{name}0")) for name in MACHINE_ATTRS)
+    return CampaignJob(
+        job_id=f"{int(ad['ClusterId'])}.{int(ad['ProcId'])}",
+        state=state,
+        cpus=max(1, cpus),
+        wall_seconds=seconds,
+        cloud=cloud,
+        flavor=flavor,
+        instance=instance,
+        exit_code=int(exit_code) if isinstance(exit_code, int) else None,
+    )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _epoch(value: object) -> float | None:
