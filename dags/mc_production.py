@@ -49,7 +49,9 @@ with DAG(
 
     @task
     def merge(work_dir: str, jobs: int, params: dict | None = None) -> str:
-        return campaign.merge_outputs(work_dir, str((params or {})["campaign"]), int(jobs))
+        return campaign.merge_outputs(
+            work_dir, str((params or {})["campaign"]), int(jobs), cost_of=campaign.pool_cost
+        )
 
     @task
     def validate(summary_path: str) -> dict:

@@ -4,21 +4,29 @@ merge, validate and publish. The DAG file only declares tasks that call these.""
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bursting.image import IMAGE_PYTHON, PAYLOAD_ATTRIBUTE
+from bursting.model import CAMPAIGN_ATTRIBUTE, CAMPAIGN_PATTERN, MACHINE_ATTRS
 from bursting.physics.merge import merge
 from bursting.physics.processes import Process
 from bursting.physics.validate import validate
 
+if TYPE_CHECKING:
+    from bursting.policy.cost import CampaignCost
+
+log = logging.getLogger(__name__)
 # The submit side's directory (the schedd's): jobs never see it, their files are transferred.
 WORK_ROOT = Path("/var/tmp/bursting/campaigns")
 MAX_JOBS = 10_000
-CAMPAIGN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+CAMPAIGN_NAME = re.compile(CAMPAIGN_PATTERN)
 
 
 class CampaignError(ValueError):
@@ -71,18 +79,23 @@ def plan_split(params: dict[str, Any], run_id: str, work_root: Path = WORK_ROOT)
     return {
         "work_dir": str(work_dir),
         "description": submit_description(
-            process, float(params["sqrt_s_gev"]), int(params["base_seed"]), work_dir
+            process, float(params["sqrt_s_gev"]), int(params["base_seed"]), work_dir, campaign
         ),
         "items": items,
         "jobs": jobs,
     }
 
 
-def submit_description(process: Process, sqrt_s: float, seed: int, work_dir: Path) -> str:
+def submit_description(
+    process: Process, sqrt_s: float, seed: int, work_dir: Path, campaign: str | None = None
+) -> str:
     """One generation job per item. A job names only what the worker image carries (its Python
     and the payload's entry point), runs in its own scratch directory on the worker, and its ROOT
-    file comes back to the campaign directory on the submit side when it exits."""
-    return f"""
+    file comes back to the campaign directory on the submit side when it exits. Each job carries
+    its campaign, and HTCondor records in it the cloud, flavor and instance of the burst worker
+    it ran on (job_machine_attrs), which is what `bursting cost` prices."""
+    tagged = f'+{CAMPAIGN_ATTRIBUTE} = "{campaign}"\n' if campaign is not None else ""
+    return f"""{tagged}job_machine_attrs = {" ".join(MACHINE_ATTRS)}
 executable = {IMAGE_PYTHON}
 transfer_executable = false
 arguments = "-m bursting.physics generate --process {process.value} --sqrt-s {sqrt_s} --first-event $(first_event) --events $(events) --seed {seed} --output job_$(job).root"
@@ -100,14 +113,54 @@ request_disk = 1048576
 """  # noqa: E501 - the submit language has no line continuation inside quoted arguments
 
 
-def merge_outputs(work_dir: str, campaign: str, jobs: int) -> str:
+def merge_outputs(
+    work_dir: str,
+    campaign: str,
+    jobs: int,
+    cost_of: Callable[[str], CampaignCost] | None = None,
+) -> str:
+    """Merge the jobs' outputs into one summary; with `cost_of`, the summary also says what the
+    campaign cost, if that can be read (the merge never fails for it)."""
     inputs = sorted(Path(work_dir).glob("job_*.root"))
     if len(inputs) != jobs:
         raise CampaignError(f"{len(inputs)} job output(s) found for {jobs} job(s) in {work_dir}")
     summary = merge(inputs, Path(work_dir) / "merged", campaign)
     summary["jobs_planned"] = jobs
+    cost = campaign_cost_entry(campaign, cost_of) if cost_of is not None else None
+    if cost is not None:
+        summary["cost"] = cost
     (Path(work_dir) / "merged" / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return str(Path(work_dir) / "merged" / "summary.json")
+
+
+def campaign_cost_entry(
+    campaign: str, cost_of: Callable[[str], CampaignCost]
+) -> dict[str, Any] | None:
+    """The summary's `cost` entry, logged; None (and a warning) if it cannot be read."""
+    try:
+        report = cost_of(campaign)
+    except Exception as exc:  # the cost is a report beside the physics: never fail the merge
+        log.warning(
+            "campaign %s: no cost in the summary (%s: %s)", campaign, type(exc).__name__, exc
+        )
+        return None
+    log.info("%s", report.text())
+    for note in report.notes:
+        log.info("cost note: %s", note)
+    return report.to_dict()
+
+
+def pool_cost(campaign: str, htcondor_conn_id: str = "htcondor_default") -> CampaignCost:
+    """The campaign's cost from the Airflow connection's pool; prices and worker lifetimes come
+    from the controller's config named by BURSTING_CONFIG (without it no cloud is known, so every
+    job is unpriced)."""
+    from bursting.airflow.hooks.htcondor import HTCondorHook
+    from bursting.campaigns import read_campaign_cost
+    from bursting.config import Config, load_config
+
+    path = os.environ.get("BURSTING_CONFIG")
+    config = load_config(Path(path)) if path else Config()
+    return read_campaign_cost(config, HTCondorHook(htcondor_conn_id).get_conn(), campaign)
 
 
 def validate_summary(summary_path: str) -> dict[str, Any]:
