@@ -186,13 +186,21 @@ class ContainerNodes:
     def kill_all(self) -> None:
         for name in self.node_names():
             self.kill_node(name)
+        known = set(self.node_names())
+        for named, container_id in _orphans():
+            if named.removeprefix(NAME_PREFIX) not in known:
+                _remove_orphan(container_id)
 
     def logs(self, name: str) -> str:
         return _podman(["logs", container_name(name)], check=False)
 
     def _remove(self, name: str) -> None:
-        """Stop (fast shutdown, then SIGKILL after STOP_SECONDS) and remove, whatever its state."""
+        """Stop (fast shutdown, then SIGKILL after STOP_SECONDS) and remove, whatever its state;
+        then anything a `podman run` killed midway left behind under this name."""
         _podman(["rm", "--force", "--ignore", "--time", str(STOP_SECONDS), container_name(name)])
+        for named, container_id in _orphans():
+            if named == container_name(name):
+                _remove_orphan(container_id)
 
     def _inspect(self, name: str) -> dict[str, Any] | None:
         done = _podman_run(
@@ -217,6 +225,45 @@ class ContainerNodes:
             path.write_text(content)
             path.chmod(mode)
         return seed
+
+
+def _orphans() -> list[tuple[str, str]]:
+    """(name, id) of node containers whose monitor (conmon) still runs, whether podman knows
+    them or not: a `podman run` killed between creating the container and recording it leaves
+    one in the runtime's "created" state, a process with no record."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not argv or not argv[0].endswith(b"conmon"):
+            continue
+        named = _argument(argv, b"-n")
+        container_id = _argument(argv, b"-c")
+        if named and named.startswith(NAME_PREFIX.encode()) and container_id:
+            found.append((named.decode(), container_id.decode()))
+    return found
+
+
+def _argument(argv: list[bytes], flag: bytes) -> bytes | None:
+    return argv[argv.index(flag) + 1] if flag in argv[:-1] else None
+
+
+def _remove_orphan(container_id: str) -> None:
+    """Kill the runtime's half-made container (its conmon then exits) and free its storage."""
+    done = subprocess.run(
+        ["runc", "delete", "--force", container_id],
+        capture_output=True,
+        text=True,
+        timeout=PODMAN_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0 and "does not exist" not in done.stderr:
+        raise DevPoolError(f"runc delete {container_id[:12]} failed: {done.stderr.strip()}")
+    _podman(["rm", "--force", "--storage", container_id], check=False)
 
 
 def _current_image_reference() -> str:

@@ -110,8 +110,12 @@ def audit_trail(tmp: Path) -> list[str]:
 
 
 def our_nodes(devpool: Any, pool_id: str) -> set[str]:
-    """The local cloud's nodes (containers, running or not) of this test's pool."""
-    names = devpool.containers().node_names()
+    """The local cloud's nodes of this test's pool: containers podman knows (running or not),
+    and any a killed `podman run` left half-made in the runtime (a process with no record)."""
+    from bursting.devpool.containers import NAME_PREFIX, _orphans
+
+    names = set(devpool.containers().node_names())
+    names |= {named.removeprefix(NAME_PREFIX) for named, _ in _orphans()}
     return {name for name in names if name.startswith(f"{pool_id}-")}
 
 
