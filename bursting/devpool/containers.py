@@ -16,6 +16,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -62,24 +63,60 @@ def platform_config() -> str:
     )
 
 
-def seed_files(spec: WorkerSpec) -> dict[str, tuple[str, int]]:
-    """Path inside the node -> (content, mode): what the node's user-data writes for HTCondor."""
-    document = yaml.safe_load(render_cloud_init(spec).removeprefix("#cloud-config\n"))
+def user_data_files(user_data: str) -> dict[str, tuple[str, int]]:
+    """Path inside the node -> (content, mode): what a cloud-config user-data writes for
+    HTCondor (its write_files under /etc/condor), plus the platform's layer."""
+    if not user_data.startswith("#cloud-config"):
+        raise DevPoolError("user-data: not a #cloud-config document; nothing would configure it")
+    try:
+        document = yaml.safe_load(user_data.removeprefix("#cloud-config\n")) or {}
+    except yaml.YAMLError as exc:
+        raise DevPoolError(f"user-data: invalid YAML ({exc})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("write_files", []), list):
+        raise DevPoolError("user-data: write_files must be a list of {path, content, permissions}")
     files: dict[str, tuple[str, int]] = {}
     for entry in document.get("write_files", []):
-        path = str(entry["path"])
+        path = str(entry.get("path", ""))
         if path.startswith(CARRIED_PREFIXES):
-            files[path] = (str(entry["content"]), int(str(entry.get("permissions", "0644")), 8))
+            files[path] = (
+                str(entry.get("content", "")),
+                int(str(entry.get("permissions", "0644")), 8),
+            )
     files[PLATFORM_CONFIG] = (platform_config(), 0o644)
     return files
 
 
-def run_arguments(name: str, spec: WorkerSpec, image: str, seed: Path) -> list[str]:
+def seed_files(spec: WorkerSpec) -> dict[str, tuple[str, int]]:
+    """What the node's user-data, rendered from its worker spec, writes for HTCondor."""
+    return user_data_files(render_cloud_init(spec))
+
+
+@dataclass(frozen=True)
+class Boot:
+    """One node to start: its size, the files its user-data writes, the labels it carries."""
+
+    name: str
+    cpus: int
+    memory_mb: int
+    files: dict[str, tuple[str, int]]
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, name: str, spec: WorkerSpec) -> Boot:
+        labels = {"io.bursting.cloud": spec.cloud, "io.bursting.pool": spec.pool_id}
+        flavor = spec.flavor
+        return cls(name, flavor.cpus, flavor.memory_mb, seed_files(spec), labels)
+
+
+def run_arguments(boot: Boot, image: str, seed: Path) -> list[str]:
     """`podman run` for one node: its own container, sized to the flavor, the seed files only."""
-    flavor = spec.flavor
     mounts = []
-    for inner in sorted(seed_files(spec)):
+    for inner in sorted(boot.files):
         mounts += ["--volume", f"{seed / inner.lstrip('/')}:{inner}:ro"]
+    labels = []
+    for key, value in sorted(boot.labels.items()):
+        labels += ["--label", f"{key}={value}"]
+    name = boot.name
     return [
         "run",
         "--detach",
@@ -88,10 +125,7 @@ def run_arguments(name: str, spec: WorkerSpec, image: str, seed: Path) -> list[s
         container_name(name),
         "--label",
         f"{NODE_LABEL}={name}",
-        "--label",
-        f"io.bursting.cloud={spec.cloud}",
-        "--label",
-        f"io.bursting.pool={spec.pool_id}",
+        *labels,
         "--hostname",
         name,
         "--add-host",
@@ -103,11 +137,11 @@ def run_arguments(name: str, spec: WorkerSpec, image: str, seed: Path) -> list[s
         "--stop-signal",
         "SIGQUIT",
         "--cpus",
-        str(flavor.cpus),
+        str(boot.cpus),
         "--memory",
-        f"{flavor.memory_mb}m",
+        f"{boot.memory_mb}m",
         "--memory-swap",
-        f"{flavor.memory_mb}m",
+        f"{boot.memory_mb}m",
         *mounts,
         image,
     ]
@@ -148,13 +182,18 @@ class ContainerNodes:
             raise DevPoolError("a container node needs its name and its worker spec")
         if (cpus, memory_mb) != (spec.flavor.cpus, spec.flavor.memory_mb):
             raise DevPoolError(f"node {name}: size differs from its worker spec's flavor")
-        image = self._image()
-        if self.node_pids(name):
-            raise DevPoolError(f"execute node {name} already runs")
-        self._remove(name)  # a node that powered itself off: its container is replaced
-        seed = self._write_seed(name, spec)
-        _podman(run_arguments(name, spec, image, seed))
-        return name
+        return self.boot(Boot.of(name, spec))
+
+    def boot(self, boot: Boot, image: str | None = None) -> str:
+        """Start one node from `image` (default: the current worker image), configured only by
+        the files of its user-data."""
+        reference = image or self._image()
+        if self.node_pids(boot.name):
+            raise DevPoolError(f"execute node {boot.name} already runs")
+        self._remove(boot.name)  # a node that powered itself off: its container is replaced
+        seed = self._write_seed(boot.name, boot.files)
+        _podman(run_arguments(boot, reference, seed))
+        return boot.name
 
     def node_pids(self, name: str) -> list[int]:
         """The node's init process (its condor_master) while the container runs, else []."""
@@ -213,13 +252,13 @@ class ContainerNodes:
         state = json.loads(done.stdout)
         return state if isinstance(state, dict) else None
 
-    def _write_seed(self, name: str, spec: WorkerSpec) -> Path:
+    def _write_seed(self, name: str, files: dict[str, tuple[str, int]]) -> Path:
         """The node's user-data files, private to root (the token is among them)."""
         seed = self.seeds / name
         shutil.rmtree(seed, ignore_errors=True)
         seed.mkdir(parents=True, mode=0o700)
         seed.chmod(0o700)
-        for inner, (content, mode) in seed_files(spec).items():
+        for inner, (content, mode) in files.items():
             path = seed / PurePosixPath(inner).relative_to("/")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(content)

@@ -12,10 +12,12 @@ import pytest
 from bursting.contextualize import TOKEN_FILE_NAME, render_condor_config
 from bursting.devpool.containers import (
     PLATFORM_CONFIG,
+    Boot,
     ContainerNodes,
     container_name,
     run_arguments,
     seed_files,
+    user_data_files,
 )
 from bursting.errors import DevPoolError
 from bursting.model import Flavor, Secret, WorkerSpec
@@ -52,7 +54,9 @@ def test_seed_is_the_user_data_condor_files_and_the_platform_layer() -> None:
 
 
 def test_run_arguments_size_the_container_and_mount_only_the_seed(tmp_path: Path) -> None:
-    args = run_arguments("p-abc123", spec(cpus=2, memory_mb=3072), "localhost/img:k", tmp_path)
+    args = run_arguments(
+        Boot.of("p-abc123", spec(cpus=2, memory_mb=3072)), "localhost/img:k", tmp_path
+    )
     assert args[0] == "run" and args[-1] == "localhost/img:k"
     assert args[args.index("--cpus") + 1] == "2"
     assert args[args.index("--memory") + 1] == "3072m"
@@ -73,7 +77,7 @@ def test_run_arguments_size_the_container_and_mount_only_the_seed(tmp_path: Path
 
 def test_seed_files_are_private(tmp_path: Path) -> None:
     nodes = ContainerNodes(lambda: True, image=lambda: "img", seeds=tmp_path)
-    seed = nodes._write_seed("p-abc123", spec())
+    seed = nodes._write_seed("p-abc123", seed_files(spec()))
     assert stat.S_IMODE(seed.stat().st_mode) == 0o700
     token = seed / "etc/condor/tokens.d" / TOKEN_FILE_NAME
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
@@ -106,3 +110,23 @@ def test_the_drain_key_travels_only_when_configured_and_private() -> None:
     files = seed_files(replace(spec(), admin_key=Secret("k" * 64)))
     assert files[path] == ("k" * 64 + "\n", 0o600)
     assert "k" * 64 not in render_condor_config(replace(spec(), admin_key=Secret("k" * 64)))
+
+
+def test_user_data_that_is_not_cloud_config_is_refused_clearly() -> None:
+    with pytest.raises(DevPoolError, match="not a #cloud-config"):
+        user_data_files("#!/bin/sh\necho hi\n")
+    with pytest.raises(DevPoolError, match="invalid YAML"):
+        user_data_files("#cloud-config\nwrite_files: [unclosed\n")
+    with pytest.raises(DevPoolError, match="write_files must be a list"):
+        user_data_files("#cloud-config\nwrite_files: 3\n")
+
+
+def test_only_htcondor_files_of_the_user_data_are_carried() -> None:
+    files = user_data_files(
+        "#cloud-config\nwrite_files:\n"
+        "- {path: /etc/condor/config.d/50-x.conf, content: 'A = 1', permissions: '0640'}\n"
+        "- {path: /etc/systemd/system/x.conf, content: '[Service]'}\n"
+    )
+    assert files["/etc/condor/config.d/50-x.conf"] == ("A = 1", 0o640)
+    assert not any(path.startswith("/etc/systemd") for path in files)
+    assert PLATFORM_CONFIG in files
