@@ -18,8 +18,9 @@ from prometheus_client.registry import Collector
 
 from bursting import __version__
 from bursting.metrics.calls import CallCounts
+from bursting.metrics.campaigns import CAMPAIGN_WINDOW_SECONDS, TOP_CAMPAIGNS, CampaignRow
 from bursting.metrics.labels import UNMATCHED, known
-from bursting.metrics.tally import Histogram, Tally
+from bursting.metrics.tally import LATENCY_BUCKETS, Histogram, Tally
 from bursting.metrics.view import MB, View
 
 HOUR = 3600.0
@@ -34,6 +35,7 @@ class Scrape:
     tally: Tally
     calls: CallCounts
     last_success_at: float | None
+    campaigns: tuple[CampaignRow, ...] | None = None
 
 
 def _histogram(
@@ -53,7 +55,12 @@ class BurstingCollector(Collector):
         scrape = self._source()
         yield from _process(scrape)
         yield from _cloud_calls(scrape.calls)
-        yield from _tally(scrape.tally)
+        clouds = (
+            () if scrape.view is None else tuple(c.name for c in scrape.view.clouds if c.enabled)
+        )
+        yield from _tally(scrape.tally, clouds)
+        if scrape.campaigns is not None:
+            yield _campaigns(scrape.campaigns)
         if scrape.view is not None:
             yield from _queue(scrape.view, scrape.now)
             yield from _instances(scrape.view, scrape.now)
@@ -100,7 +107,19 @@ def _cloud_calls(calls: CallCounts) -> Iterator[Metric]:
     )
 
 
-def _tally(tally: Tally) -> Iterator[Metric]:
+def _per_cloud(
+    hists: Mapping[str, Histogram], clouds: tuple[str, ...]
+) -> dict[tuple[str, ...], Histogram]:
+    """Every enabled cloud's histogram, at zero before its first sample: a series that appears
+    already counting hides its first samples from rate() and histogram_quantile()."""
+    series: dict[tuple[str, ...], Histogram] = {
+        (cloud,): Histogram(LATENCY_BUCKETS) for cloud in clouds
+    }
+    series.update({(cloud,): h for cloud, h in hists.items()})
+    return series
+
+
+def _tally(tally: Tally, clouds: tuple[str, ...]) -> Iterator[Metric]:
     cycles = CounterMetricFamily("bursting_cycles", "Reconcile cycles completed.")
     cycles.add_metric([], tally.cycles)
     yield cycles
@@ -138,13 +157,13 @@ def _tally(tally: Tally) -> Iterator[Metric]:
         "bursting_instance_boot_seconds",
         "From create to the cloud reporting the instance active, by cloud.",
         ["cloud"],
-        {(cloud,): h for cloud, h in tally.boot.items()},
+        _per_cloud(tally.boot, clouds),
     )
     yield _histogram(
         "bursting_instance_join_seconds",
         "From active to its worker seen in the pool, by cloud.",
         ["cloud"],
-        {(cloud,): h for cloud, h in tally.join.items()},
+        _per_cloud(tally.join, clouds),
     )
     yield _histogram(
         "bursting_job_wait_seconds",
@@ -153,6 +172,21 @@ def _tally(tally: Tally) -> Iterator[Metric]:
         [],
         {(): tally.job_wait},
     )
+
+
+def _campaigns(rows: tuple[CampaignRow, ...]) -> Metric:
+    family = GaugeMetricFamily(
+        "bursting_campaign_jobs",
+        "Jobs per campaign (the job attribute BurstingCampaign) and state (idle, running, held, "
+        f"done, removed). Bounded: only campaigns with jobs in the queue or that left it in the "
+        f"last {CAMPAIGN_WINDOW_SECONDS / 3600:g} h (done and removed count that window only), "
+        f"the {TOP_CAMPAIGNS} largest by jobs; the rest, and names that are not campaign names, "
+        "as 'other'.",
+        labels=["campaign", "state"],
+    )
+    for row in rows:
+        family.add_metric([row.campaign, row.state], row.jobs)
+    return family
 
 
 def _queue(view: View, now: float) -> Iterator[Metric]:
@@ -251,6 +285,11 @@ def _clouds(view: View, now: float) -> Iterator[Metric]:
         "Consecutive failed boots behind a cloud flavor's backoff.",
         labels=["cloud", "flavor"],
     )
+    cores = GaugeMetricFamily(
+        "bursting_cloud_flavor_cores",
+        "Cores of each configured flavor: bursting_instances times this is capacity in cores.",
+        labels=["cloud", "flavor"],
+    )
     paused = GaugeMetricFamily(
         "bursting_cloud_retry_after_seconds",
         "Seconds until a cloud that asked us to retry later is called again.",
@@ -261,6 +300,8 @@ def _clouds(view: View, now: float) -> Iterator[Metric]:
             continue
         up.add_metric([cloud.name], 1.0 if cloud.read else 0.0)
         limit.add_metric([cloud.name], cloud.max_instances)
+        for flavor, cpus in cloud.flavor_cores:
+            cores.add_metric([cloud.name, flavor], cpus)
         quota = cloud.quota
         quota_known.add_metric([cloud.name], 1.0 if quota is not None and quota.known else 0.0)
         if quota is not None and quota.known:
@@ -277,7 +318,7 @@ def _clouds(view: View, now: float) -> Iterator[Metric]:
         paused.add_metric(
             [cloud.name], 0.0 if cloud.paused_until is None else max(0.0, cloud.paused_until - now)
         )
-    yield from (up, limit, quota_known, headroom, backing_off, failures, paused)
+    yield from (up, limit, cores, quota_known, headroom, backing_off, failures, paused)
 
 
 def _spend(view: View) -> Iterator[Metric]:

@@ -3,6 +3,7 @@ whole after each cycle (in the controller's thread), and answers scrapes from ot
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,13 +11,21 @@ from prometheus_client import CollectorRegistry
 
 from bursting.controller import Controller
 from bursting.cycle import CycleReport
+from bursting.errors import BurstingError
 from bursting.metrics.calls import CloudCalls
+from bursting.metrics.campaigns import (
+    CAMPAIGN_WINDOW_SECONDS,
+    CampaignRow,
+    CampaignSource,
+    campaign_rows,
+)
 from bursting.metrics.collector import BurstingCollector, Scrape
 from bursting.metrics.health import Readiness, readiness
 from bursting.metrics.status import status_document
 from bursting.metrics.tally import Tally
 from bursting.metrics.view import View, build_view
 
+log = logging.getLogger("bursting.metrics")
 RECENT_DECISIONS = 20
 
 
@@ -24,19 +33,29 @@ RECENT_DECISIONS = 20
 class _Latest:
     view: View | None
     tally: Tally
+    campaigns: tuple[CampaignRow, ...] | None = None
 
 
 class Exporter:
     """Subscribes to `controller`'s cycles; registers its collector in `registry` (injected,
     never the global one). `calls` is the recorder the controller's providers were wrapped
-    with (bursting.runtime.build_controller)."""
+    with (bursting.runtime.build_controller). `campaigns` counts jobs by campaign; by default
+    the controller's pool, if it can (HTCondorPool can)."""
 
     def __init__(
-        self, controller: Controller, calls: CloudCalls, registry: CollectorRegistry
+        self,
+        controller: Controller,
+        calls: CloudCalls,
+        registry: CollectorRegistry,
+        campaigns: CampaignSource | None = None,
     ) -> None:
         self.controller = controller
         self.calls = calls
         self.registry = registry
+        pool = controller.pool
+        self.campaigns = (
+            campaigns if campaigns is not None or not isinstance(pool, CampaignSource) else pool
+        )
         self._latest = _Latest(None, Tally(since=controller.started_at))
         registry.register(BurstingCollector(self.scrape))
         controller.subscribe(self.on_cycle)
@@ -61,7 +80,20 @@ class Exporter:
             ],
         )
         latest = self._latest
-        self._latest = _Latest(view, latest.tally.after(record, report.pool))
+        campaigns = latest.campaigns
+        if report.pool is not None:  # an unreadable pool: keep the last counts, not zeros
+            campaigns = self._campaigns(campaigns)
+        self._latest = _Latest(view, latest.tally.after(record, report.pool), campaigns)
+
+    def _campaigns(self, last: tuple[CampaignRow, ...] | None) -> tuple[CampaignRow, ...] | None:
+        if self.campaigns is None:
+            return None
+        since = self.controller.clock.now() - CAMPAIGN_WINDOW_SECONDS
+        try:
+            return campaign_rows(self.campaigns.campaign_counts(since))
+        except BurstingError as exc:
+            log.warning("cannot count jobs by campaign, keeping the last counts: %s", exc)
+            return last
 
     def scrape(self) -> Scrape:
         latest = self._latest
@@ -71,6 +103,7 @@ class Exporter:
             tally=latest.tally,
             calls=self.calls.counts(),
             last_success_at=self.controller.last_success_at,
+            campaigns=latest.campaigns,
         )
 
     def readiness(self) -> Readiness:

@@ -52,6 +52,7 @@ class CloudView:
     paused_until: float | None
     spend_per_hour: float
     spent: float
+    flavor_cores: tuple[tuple[str, int], ...] = ()  # (flavor, cores) as configured
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def build_view(
                 paused_until=paused_until.get(cloud.name),
                 spend_per_hour=record.spend_per_hour.get(cloud.name, 0.0),
                 spent=record.spent.get(cloud.name, 0.0),
+                flavor_cores=tuple((f.name, f.cpus) for f in cloud.flavors),
             )
         )
     return View(

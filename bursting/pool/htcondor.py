@@ -500,6 +500,35 @@ class HTCondorPool:
         ]
         return tuple(campaign_job(ad, at) for ad in ads)
 
+    def campaign_counts(self, since: float) -> dict[tuple[str, JobState], int]:
+        """Jobs carrying a campaign, by (campaign, state): every one in the queue, and those
+        that left it at or after `since` (the history is read newest first and stops there, so
+        one call costs the recent history only). Names are returned as the jobs carry them."""
+        constraint = f"{CAMPAIGN_ATTRIBUTE} =!= undefined"
+        projection = [CAMPAIGN_ATTRIBUTE, "JobStatus", "ClusterId", "ProcId"]
+        live = self._schedd_call(
+            "schedd query", lambda s: s.query(constraint, projection=projection)
+        )
+        ended = self._schedd_call(
+            "schedd history",
+            lambda s: s.history(
+                constraint,
+                projection=projection,
+                since=f"EnteredCurrentStatus < {int(since)}",
+            ),
+        )
+        counts: dict[tuple[str, JobState], int] = {}
+        seen: set[tuple[int, int]] = set()
+        for ad in (*live, *ended):
+            key = (int(ad.get("ClusterId", -1)), int(ad.get("ProcId", -1)))
+            name = ad.get(CAMPAIGN_ATTRIBUTE)
+            if key in seen or not isinstance(name, str):
+                continue
+            seen.add(key)
+            state = JobState(int(ad.get("JobStatus", 1)))
+            counts[(name, state)] = counts.get((name, state), 0) + 1
+        return counts
+
     def remove(self, cluster_id: int, reason: str = "removed by bursting") -> None:
         self._schedd_call(
             "remove",

@@ -15,6 +15,7 @@ from bursting.clock import FakeClock
 from bursting.config import Config, parse_config
 from bursting.controller import Controller
 from bursting.metrics import CloudCalls, Exporter
+from bursting.metrics.campaigns import CAMPAIGN_STATES
 from bursting.metrics.labels import (
     ERROR_CLASSES,
     JOB_STATES,
@@ -33,6 +34,7 @@ from bursting.model import (
     Flavor,
     InstanceSpec,
     JobShape,
+    JobState,
     PoolSnapshot,
     Secret,
 )
@@ -78,12 +80,14 @@ FAMILIES = {
     "bursting_spend_rate_per_hour",
     "bursting_spend",
     "bursting_spend_cap_per_hour",
+    "bursting_campaign_jobs",
+    "bursting_cloud_flavor_cores",
 }
 SHAPE = re.compile(r"^(\d+c-\d+mb-\d+gb(-\d+gpu)?|other)$")
 ALLOWED: dict[str, Any] = {
     "cloud": {"private", "public"},
     "flavor": {"p.4c", "c.4c"},
-    "state": set(STATES) | set(JOB_STATES),
+    "state": set(STATES) | set(JOB_STATES) | set(CAMPAIGN_STATES),
     "kind": set(KINDS),
     "reason": set(REASONS) | set(UNMATCHED),
     "outcome": set(OUTCOMES),
@@ -95,6 +99,7 @@ ALLOWED: dict[str, Any] = {
     "version": {"0.1.0"},
     "python": re.compile(r"^\d+\.\d+\.\d+"),
     "shape": SHAPE,
+    "campaign": {"zmumu", "ttbar", "other"},
     "le": re.compile(r"^(\d+(\.\d+)?(e[+-]?\d+)?|\+Inf)$"),
 }
 
@@ -137,6 +142,22 @@ def make_config(store: str = "sqlite://") -> Config:
     )
 
 
+class FakeCampaigns:
+    """HTCondorPool.campaign_counts over the fake pool's jobs (all of them are recent)."""
+
+    def __init__(self, pool: FakePool) -> None:
+        self.pool = pool
+        self.asked: list[float] = []
+
+    def campaign_counts(self, since: float) -> dict[tuple[str, JobState], int]:
+        self.asked.append(since)
+        counts: dict[tuple[str, JobState], int] = {}
+        for name in {job.campaign for job in self.pool.jobs if job.campaign is not None}:
+            for job in self.pool.campaign_jobs(name):
+                counts[(name, job.state)] = counts.get((name, job.state), 0) + 1
+        return counts
+
+
 class World:
     """The fakes of tests/fakes.py behind the instrumented wrapper, as build_controller wires
     the real providers, and an exporter on an injected registry."""
@@ -158,7 +179,8 @@ class World:
             workers=WorkerFactory(self.config, token=Secret(TOKEN), admin_key=Secret(TOKEN)),
         )
         self.registry = CollectorRegistry()
-        self.exporter = Exporter(self.controller, self.calls, self.registry)
+        self.campaigns = FakeCampaigns(self.pool)
+        self.exporter = Exporter(self.controller, self.calls, self.registry, self.campaigns)
 
     def cycle(self, count: int = 1) -> None:
         for _ in range(count):
@@ -196,8 +218,9 @@ def busy_world() -> World:
     world.private.create(orphan)
     world.private.vms[orphan.id].status = CloudStatus.ACTIVE
     world.clock.advance(100)
-    world.pool.add_jobs(30, ONE_CORE, duration=200)
-    world.pool.add_jobs(3, HUGE, duration=10)
+    world.pool.add_jobs(20, ONE_CORE, duration=200, campaign="zmumu")
+    world.pool.add_jobs(10, ONE_CORE, duration=200, campaign="ttbar")
+    world.pool.add_jobs(3, HUGE, duration=10, campaign="not a campaign name")
     world.cycle()  # the orphan, older than the 60 s grace and never in the pool, is reaped
     world.private.never_join = False
     world.public.readable = False

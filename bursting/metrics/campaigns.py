@@ -1,0 +1,76 @@
+"""Jobs per campaign and state for `bursting_campaign_jobs`, with the label kept bounded.
+
+Only campaigns the pool still knows recently are counted (jobs in the queue, and jobs that left
+it within CAMPAIGN_WINDOW_SECONDS), a name that is not a campaign name counts as "other", and only
+the TOP_CAMPAIGNS largest keep their own label, the rest summed as "other". `campaign_rows` is
+pure; the exporter asks the pool once per cycle, in the controller's thread.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from bursting.metrics.labels import OTHER
+from bursting.model import CAMPAIGN_PATTERN, JobState
+
+TOP_CAMPAIGNS = 10
+# "done" and "removed" count jobs that left the queue this long ago at most: the history a
+# cycle reads stays small, and a campaign finished yesterday leaves the metric.
+CAMPAIGN_WINDOW_SECONDS = 24 * 3600.0
+CAMPAIGN_STATES = ("idle", "running", "held", "done", "removed")
+_STATE = {
+    JobState.IDLE: "idle",
+    JobState.RUNNING: "running",
+    JobState.TRANSFERRING_OUTPUT: "running",
+    JobState.SUSPENDED: "running",
+    JobState.HELD: "held",
+    JobState.COMPLETED: "done",
+    JobState.REMOVED: "removed",
+}
+
+
+@runtime_checkable
+class CampaignSource(Protocol):
+    """What can count jobs by campaign (HTCondorPool); a pool without it exports no family."""
+
+    def campaign_counts(self, since: float) -> Mapping[tuple[str, JobState], int]: ...
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    campaign: str
+    state: str
+    jobs: int
+
+
+def campaign_label(name: str) -> str:
+    """The name if it is one the DAG could have set, else "other" (a job attribute is free
+    text: anything else could be long, a user name or an id)."""
+    return name if re.fullmatch(CAMPAIGN_PATTERN, name) else OTHER
+
+
+def campaign_rows(
+    counts: Mapping[tuple[str, JobState], int], top: int = TOP_CAMPAIGNS
+) -> tuple[CampaignRow, ...]:
+    """Rows per (campaign label, state); the `top` campaigns by jobs, the rest as "other".
+    Every state of a kept campaign is present (0 included), so its progress reads whole."""
+    by_name: dict[str, dict[str, int]] = {}
+    for (name, job_state), n in counts.items():
+        row = by_name.setdefault(campaign_label(name), dict.fromkeys(CAMPAIGN_STATES, 0))
+        row[_STATE[job_state]] += n
+    ranked = sorted(by_name.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+    kept = dict(ranked[:top])
+    rest = [states for _, states in ranked[top:]]
+    if rest:
+        other = kept.setdefault(OTHER, dict.fromkeys(CAMPAIGN_STATES, 0))
+        for states in rest:
+            for state, n in states.items():
+                other[state] += n
+    return tuple(
+        CampaignRow(name, state, kept[name][state])
+        for name in sorted(kept)
+        for state in CAMPAIGN_STATES
+    )
