@@ -5,7 +5,8 @@ makes valid InstanceSpecs, moves time on and offers the knobs the contract needs
 a quota the cloud will not tell, and a cloud that cannot be reached. Time is a FakeClock for every
 implementation: the local cloud's boots progress when its API is used after the boot delay, as
 they would on a real cloud between calls, so no test waits on the wall clock for a boot.
-A new provider (OpenStack, Kubernetes) joins by adding a harness and a parameter below.
+A new provider (Kubernetes) joins by adding a harness and a parameter below; OpenStack's is in
+openstack_harness.py.
 """
 
 from __future__ import annotations
@@ -257,13 +258,19 @@ class LocalHarness(CloudHarness):
     params=[
         pytest.param("fake"),
         pytest.param("local", marks=pytest.mark.integration),
+        pytest.param("openstack", marks=pytest.mark.integration),
     ]
 )
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CloudHarness]:
-    """Each contract test once per implementation; the local one needs the real pool."""
+    """Each contract test once per implementation; the local one needs the real pool, the
+    OpenStack one devcloud."""
     built: CloudHarness
     if request.param == "fake":
         built = FakeHarness()
+    elif request.param == "openstack":
+        from tests.contract.openstack_harness import OpenStackHarness
+
+        built = OpenStackHarness(request.getfixturevalue("devcloud"), tmp_path / "openstack")
     else:
         built = LocalHarness(request.getfixturevalue("devpool"), tmp_path / "clouds")
     yield built
