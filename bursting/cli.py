@@ -14,6 +14,7 @@ from rich.table import Table
 
 from bursting.config import Config, load_config
 from bursting.cycle import CycleRecord
+from bursting.devcloud.cli import devcloud_app
 from bursting.errors import BurstingError, ConfigError
 from bursting.image.cli import image_app
 
@@ -35,6 +36,7 @@ devpool_app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(devpool_app, name="devpool")
 app.add_typer(image_app, name="image")
+app.add_typer(devcloud_app, name="devcloud")
 
 out = Console()
 err = Console(stderr=True)
