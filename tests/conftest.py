@@ -63,3 +63,34 @@ def worker_image() -> object:
     from bursting.image import ensure_image
 
     return ensure_image(log=print)
+
+
+DEVCLOUD_LOCK = Path("/tmp/bursting-devcloud.lock")
+
+
+@pytest.fixture(scope="session")
+def devcloud() -> Iterator[object]:
+    """devcloud (a real OpenStack on 127.0.0.1) for the whole session, started only when a test
+    asks for it. Sessions share one: whoever starts it holds the lock exclusively while starting,
+    every user holds it shared while testing, and the starter stops it (by PID) once no other
+    session uses it. One that was up before the session is used and left up."""
+    import fcntl
+
+    from bursting.devcloud import DevCloud
+
+    cloud = DevCloud(log=print)
+    with DEVCLOUD_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        started_here = not cloud.running()
+        if started_here:
+            cloud.up()  # on failure it stops what it started; closing the file unlocks
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        # Tests that must stop devcloud (down, then up again) convert this to exclusive.
+        cloud.session_lock = lock  # type: ignore[attr-defined]
+        try:
+            yield cloud
+        finally:
+            if started_here:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # waits for other sessions still using it
+                cloud.down()
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -534,7 +534,10 @@ class DevCloud:
             rows[name] = {
                 "pid": pid if running else None,
                 "port": svc.port,
-                "answering": services.answering(svc, timeout=1.0) if running else False,
+                # Conductor, scheduler and compute listen on no port: only their PID tells.
+                "answering": None
+                if svc.port is None
+                else running and services.answering(svc, timeout=1.0),
             }
         epmd = pids.get("epmd")
         rows["epmd"] = {
