@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint system-deps devpool-down clean
+.PHONY: demo demo-openstack test lint system-deps devpool-down clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ system-deps:
 
 demo: $(INSTALLED) system-deps
 	$(BIN)/bursting demo
+
+# The same campaigns on real OpenStack: devcloud's private and public projects on 127.0.0.1.
+demo-openstack: $(INSTALLED) system-deps
+	$(BIN)/bursting demo --openstack
 
 # Style, types (the fakes are held to the seams' Protocols) and the layering in .importlinter.
 lint: $(INSTALLED)

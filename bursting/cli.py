@@ -460,15 +460,25 @@ def remove(
 @app.command("demo")
 def demo(
     config: Annotated[
-        Path | None, typer.Option(help="Demo config (default: deploy/demo.yaml).")
+        Path | None,
+        typer.Option(help="Demo config (default: deploy/demo.yaml, or demo-openstack.yaml)."),
     ] = None,
+    openstack: Annotated[
+        bool,
+        typer.Option(
+            "--openstack",
+            help="Burst onto devcloud's real OpenStack (private and public projects) instead of "
+            "the embedded local clouds; starts devcloud if it is not running.",
+        ),
+    ] = False,
 ) -> None:
-    """Bursts of real jobs; the controller grows the pool onto two local clouds and shrinks it."""
-    from bursting.demo import DEMO_CONFIG, run_demo
+    """Bursts of real jobs; the controller grows the pool onto two clouds and shrinks it."""
+    from bursting.demo import DEMO_CONFIG, DEMO_OPENSTACK_CONFIG, run_demo
     from bursting.runtime import setup_logging
 
     setup_logging("WARNING")
-    raise typer.Exit(run_demo(config or DEMO_CONFIG))
+    default = DEMO_OPENSTACK_CONFIG if openstack else DEMO_CONFIG
+    raise typer.Exit(run_demo(config or default, openstack=openstack))
 
 
 def main() -> None:

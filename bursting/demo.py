@@ -36,6 +36,7 @@ from bursting.runtime import build_controller
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "deploy" / "demo.yaml"
+DEMO_OPENSTACK_CONFIG = REPO / "deploy" / "demo-openstack.yaml"
 SCRATCH = Path("/var/tmp/bursting")
 
 
@@ -132,13 +133,27 @@ def start_campaign(campaign: Campaign, stamp: int, env: dict[str, str], logs: Pa
     return Running(campaign, name, process, log)
 
 
-def run_demo(config_path: Path = DEMO_CONFIG, timeout: float = 600.0) -> int:
+def use_devcloud(console: Console) -> None:
+    """Start devcloud (a no-op when it runs) and point openstacksdk's usual lookup at its
+    clouds.yaml, the way an operator's environment names theirs."""
+    from bursting.devcloud import DevCloud
+
+    devcloud = DevCloud(log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    devcloud.up()
+    os.environ["OS_CLIENT_CONFIG_FILE"] = str(devcloud.clouds_yaml)
+
+
+def run_demo(
+    config_path: Path = DEMO_CONFIG, timeout: float = 600.0, openstack: bool = False
+) -> int:
     console = Console()
     config = load_config(config_path)
     devpool = DevPool(log=lambda m: console.print(f"[dim]{m}[/dim]"))
     devpool.up()  # the schedd's side only: the workers boot from the worker image
     image = ensure_image(log=lambda m: console.print(f"[dim]{m}[/dim]"))
     console.print(f"[dim]workers boot from {image.reference}[/dim]")
+    if openstack:
+        use_devcloud(console)
     htc = HTCondorPool(config.pool)
     env = airflow_env(config)
     if not _migrate(env, console):

@@ -301,6 +301,8 @@ class OpenStackProvider:
         steps = int(self.settings.create_confirm_seconds / _CONFIRM_STEP)
         conn = self._conn()
         server_id = server.id
+        # The create's answer carries no status: Nova's own view comes from a GET.
+        server = self._call("confirm create", lambda: conn.compute.get_server(server_id))
         for _ in range(steps):
             task = getattr(server, "task_state", None)
             if server.status != "BUILD" or (task is not None and task != "scheduling"):
