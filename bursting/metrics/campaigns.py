@@ -2,8 +2,9 @@
 
 Only campaigns the pool still knows recently are counted (jobs in the queue, and jobs that left
 it within CAMPAIGN_WINDOW_SECONDS), a name that is not a campaign name counts as "other", and only
-the TOP_CAMPAIGNS largest keep their own label, the rest summed as "other". `campaign_rows` is
-pure; the exporter asks the pool once per cycle, in the controller's thread.
+TOP_CAMPAIGNS keep their own label, the rest summed as "other": campaigns with jobs in the queue
+first (the largest first), then finished ones, the most recently finished first. `campaign_rows`
+is pure; the exporter asks the pool once per cycle, in the controller's thread.
 """
 
 from __future__ import annotations
@@ -55,13 +56,21 @@ def campaign_label(name: str) -> str:
 def campaign_rows(
     counts: Mapping[tuple[str, JobState], int], top: int = TOP_CAMPAIGNS
 ) -> tuple[CampaignRow, ...]:
-    """Rows per (campaign label, state); the `top` campaigns by jobs, the rest as "other".
-    Every state of a kept campaign is present (0 included), so its progress reads whole."""
+    """Rows per (campaign label, state) for the `top` campaigns, the rest as "other".
+    `counts` is in order of recency (HTCondorPool.campaign_counts), which ranks finished
+    campaigns. Every state of a kept campaign is present (0 included), so its progress reads
+    whole."""
     by_name: dict[str, dict[str, int]] = {}
     for (name, job_state), n in counts.items():
         row = by_name.setdefault(campaign_label(name), dict.fromkeys(CAMPAIGN_STATES, 0))
         row[_STATE[job_state]] += n
-    ranked = sorted(by_name.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+
+    def rank(item: tuple[str, dict[str, int]]) -> tuple[bool, int]:
+        states = item[1]
+        queued = states["idle"] + states["running"] + states["held"]
+        return (queued == 0, -sum(states.values()) if queued else 0)
+
+    ranked = sorted(by_name.items(), key=rank)  # stable: finished ones stay in recency order
     kept = dict(ranked[:top])
     rest = [states for _, states in ranked[top:]]
     if rest:

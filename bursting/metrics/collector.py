@@ -180,8 +180,8 @@ def _campaigns(rows: tuple[CampaignRow, ...]) -> Metric:
         "Jobs per campaign (the job attribute BurstingCampaign) and state (idle, running, held, "
         f"done, removed). Bounded: only campaigns with jobs in the queue or that left it in the "
         f"last {CAMPAIGN_WINDOW_SECONDS / 3600:g} h (done and removed count that window only), "
-        f"the {TOP_CAMPAIGNS} largest by jobs; the rest, and names that are not campaign names, "
-        "as 'other'.",
+        f"{TOP_CAMPAIGNS} of them (those with jobs in the queue, the largest first, then the most "
+        "recently finished); the rest, and names that are not campaign names, as 'other'.",
         labels=["campaign", "state"],
     )
     for row in rows:

@@ -503,7 +503,8 @@ class HTCondorPool:
     def campaign_counts(self, since: float) -> dict[tuple[str, JobState], int]:
         """Jobs carrying a campaign, by (campaign, state): every one in the queue, and those
         that left it at or after `since` (the history is read newest first and stops there, so
-        one call costs the recent history only). Names are returned as the jobs carry them."""
+        one call costs the recent history only). Names are returned as the jobs carry them, in
+        order of recency: campaigns in the queue first, then by when their last job left it."""
         constraint = f"{CAMPAIGN_ATTRIBUTE} =!= undefined"
         projection = [CAMPAIGN_ATTRIBUTE, "JobStatus", "ClusterId", "ProcId"]
         live = self._schedd_call(

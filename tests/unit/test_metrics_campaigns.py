@@ -40,13 +40,25 @@ def test_rows_carry_every_state_of_each_campaign() -> None:
 
 
 def test_only_the_top_campaigns_keep_their_label_the_rest_is_other() -> None:
-    counts = {(f"c{n:02d}", JobState.COMPLETED): n + 1 for n in range(25)}
+    # In order of recency, as the pool gives them: c00 finished most recently.
+    counts = {(f"c{n:02d}", JobState.COMPLETED): 100 - n for n in range(25)}
     rows = campaign_rows(counts, top=10)
-    names = {r.campaign for r in rows}
-    assert names == {f"c{n:02d}" for n in range(15, 25)} | {"other"}
+    assert {r.campaign for r in rows} == {f"c{n:02d}" for n in range(10)} | {"other"}
     other = {r.state: r.jobs for r in rows if r.campaign == "other"}
-    assert other["done"] == sum(range(1, 16))
-    assert sum(r.jobs for r in rows) == sum(range(1, 26))
+    assert other["done"] == sum(100 - n for n in range(10, 25))
+    assert sum(r.jobs for r in rows) == sum(100 - n for n in range(25))
+
+
+def test_campaigns_in_the_queue_come_first_largest_first() -> None:
+    counts = {(f"old{n}", JobState.COMPLETED): 1000 for n in range(5)}
+    counts |= {
+        ("small", JobState.IDLE): 1,
+        ("big", JobState.RUNNING): 50,
+        ("held", JobState.HELD): 2,
+    }
+    rows = campaign_rows(counts, top=4)
+    assert {r.campaign for r in rows} == {"big", "held", "small", "old0", "other"}
+    assert CampaignRow("other", "done", 4000) in rows
 
 
 def test_a_name_that_is_no_campaign_name_is_never_a_label() -> None:
