@@ -452,16 +452,28 @@ class DevCloud:
             time.sleep(0.25)
 
     def _stop_all(self) -> None:
+        """The OpenStack services together, then the message queue and database, then epmd."""
         pids = self.state.pids()
-        order = [*reversed(services.ALL), "epmd"]
-        for name in [*order, *(n for n in pids if n not in order)]:
-            if name in pids:
-                stop_pid(pids[name])
-                self.state.forget(name)
+        stages = [
+            [n for n in pids if n not in (*services.INFRA, "epmd")],
+            [n for n in services.INFRA if n in pids],
+            [n for n in ("epmd",) if n in pids],
+        ]
+        for stage in stages:
+            with ThreadPoolExecutor(max(1, len(stage))) as pool:
+                list(pool.map(lambda name: self._stop_one(name, pids[name]), stage))
         for name, port in PORTS.items():
             if not wait_port_closed(port, timeout=10):
                 holder = port_holder(port)
                 self.log(f"port {port} ({name}) still open" + (f": {holder}" if holder else ""))
+
+    def _stop_one(self, name: str, pid: int) -> None:
+        started = time.monotonic()
+        stop_pid(pid)
+        self.state.forget(name)
+        took = time.monotonic() - started
+        if took > 5:
+            self.log(f"{name} took {took:.0f}s to stop")
 
     # ----- down / status / one service -----
     def down(self) -> None:
