@@ -40,6 +40,20 @@ with DAG(
             maximum=2**31 - 1,
             description="the campaign's random seed; same seed, same histograms",
         ),
+        "results_container": Param(
+            "",
+            type="string",
+            pattern=campaign.RESULTS_CONTAINER_PARAM_PATTERN,
+            description="object-store container the results are also uploaded to, in the cloud "
+            f"of the Airflow connection '{campaign.RESULTS_CONN_ID}'; empty: its extra's "
+            "container, or no upload",
+        ),
+        "results_overwrite": Param(
+            False,
+            type="boolean",
+            description="replace objects of an earlier publish of this run whose content "
+            "differs (same content is always left as it is)",
+        ),
     },
 ) as dag:
 
@@ -59,7 +73,10 @@ with DAG(
 
     @task
     def publish(summary_path: str, params: dict | None = None, run_id: str | None = None) -> str:
-        return campaign.publish(summary_path, RESULTS, str((params or {})["campaign"]), str(run_id))
+        values = dict(params or {})
+        return campaign.publish(
+            summary_path, RESULTS, str(values["campaign"]), str(run_id), params=values
+        )
 
     split = plan()
     generate = HTCondorSubmitOperator(

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,15 +19,24 @@ from bursting.model import CAMPAIGN_ATTRIBUTE, CAMPAIGN_PATTERN, MACHINE_ATTRS
 from bursting.physics.merge import merge
 from bursting.physics.processes import Process
 from bursting.physics.validate import validate
+from bursting.results.rules import CONTAINER_PATTERN, container_problem
 
 if TYPE_CHECKING:
+    from bursting.clouds.openstack_errors import Redactor
     from bursting.policy.cost import CampaignCost
+    from bursting.results.settings import StoreSettings
 
 log = logging.getLogger(__name__)
 # The submit side's directory (the schedd's): jobs never see it, their files are transferred.
 WORK_ROOT = Path("/var/tmp/bursting/campaigns")
 MAX_JOBS = 10_000
 CAMPAIGN_NAME = re.compile(CAMPAIGN_PATTERN)
+# The Airflow connection naming the object store results are uploaded to (its extra: a
+# clouds.yaml entry, and optionally the file, a default container, the segment size).
+RESULTS_CONN_ID = "openstack_results"
+# The DAG param's pattern: empty (no upload, unless the connection names a container) or a name
+# both Swift and S3 accept.
+RESULTS_CONTAINER_PARAM_PATTERN = f"^$|{CONTAINER_PATTERN}"
 
 
 class CampaignError(ValueError):
@@ -173,11 +183,121 @@ def validate_summary(summary_path: str) -> dict[str, Any]:
     return summary
 
 
-def publish(summary_path: str, results_root: str, campaign: str, run_id: str) -> str:
-    """Copy plots, the merged ROOT file and the summary to <results>/<campaign>/<run>."""
+def publish(
+    summary_path: str,
+    results_root: str,
+    campaign: str,
+    run_id: str,
+    params: dict[str, Any] | None = None,
+    results_conn_id: str = RESULTS_CONN_ID,
+) -> str:
+    """Copy plots, the merged ROOT file and the summary to <results>/<campaign>/<run>; with a
+    results container (param or connection), also upload them to <campaign>/<run>/ in it and
+    list the objects under "objects" in the copied summary.json. Where to upload is settled,
+    and the cloud found, before anything is copied or uploaded."""
+    target_store = results_target(params or {}, results_conn_id)
+    store = _connect(target_store) if target_store is not None else None
     source = Path(summary_path).parent
     target = Path(results_root).expanduser() / campaign / _safe(run_id)
     target.mkdir(parents=True, exist_ok=True)
-    for file in (*source.glob("*.png"), source / "merged.root", source / "summary.json"):
+    files = [*sorted(source.glob("*.png")), source / "merged.root", source / "summary.json"]
+    for file in files:
         shutil.copy2(file, target / file.name)
+    if target_store is not None and store is not None:
+        objects = _upload(target_store, store, f"{campaign}/{_safe(run_id)}", files)
+        summary = json.loads((target / "summary.json").read_text())
+        summary["objects"] = objects
+        (target / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return str(target)
+
+
+@dataclass(frozen=True)
+class ResultsTarget:
+    """Where a run's results are uploaded: a container in the connection's cloud."""
+
+    conn_id: str
+    settings: StoreSettings
+    container: str
+    overwrite: bool
+
+    @property
+    def source(self) -> str:
+        return f"Airflow connection {self.conn_id!r}"
+
+
+def results_target(params: dict[str, Any], conn_id: str = RESULTS_CONN_ID) -> ResultsTarget | None:
+    """The upload target from the DAG params `results_container` / `results_overwrite` and the
+    connection's extra (its `container` is the default). None: no upload (no container named
+    anywhere). A container named without a usable connection is an error, not a silent skip."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from bursting.results.settings import store_settings
+
+    container = str(params.get("results_container") or "")
+    overwrite = params.get("results_overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise CampaignError(f"param 'results_overwrite' must be true or false, got {overwrite!r}")
+    if container and (problem := container_problem(container)) is not None:
+        raise CampaignError(f"param 'results_container': {problem}")
+    try:
+        connection = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        if not container:
+            return None
+        raise CampaignError(
+            f"param 'results_container' is {container!r} but the Airflow connection "
+            f'{conn_id!r} is not defined; add it with extra {{"cloud": "<clouds.yaml entry>"}} '
+            f'(for example AIRFLOW_CONN_{conn_id.upper()}=\'{{"conn_type": "generic", '
+            f'"extra": {{"cloud": "my-cloud"}}}}\'), or leave results_container empty'
+        ) from None
+    settings = store_settings(connection.extra_dejson, f"Airflow connection {conn_id!r}")
+    container = container or settings.container or ""
+    if not container:
+        log.info(
+            "no results container: set the param results_container or extra.container of the "
+            "Airflow connection %r to upload the results",
+            conn_id,
+        )
+        return None
+    return ResultsTarget(conn_id, settings, container, overwrite)
+
+
+def _connect(target: ResultsTarget) -> tuple[Any, Redactor]:
+    from bursting.results.settings import connect
+
+    return connect(target.settings, target.source)
+
+
+def _upload(
+    target: ResultsTarget, store: tuple[Any, Redactor], prefix: str, files: list[Path]
+) -> list[dict[str, Any]]:
+    """Upload and verify; log each object's URL. Returns the summary's "objects"."""
+    from bursting.results.objectstore import publish_objects
+
+    conn, redact = store
+    try:
+        published = publish_objects(
+            conn,
+            target.container,
+            prefix,
+            files,
+            overwrite=target.overwrite,
+            segment_size=target.settings.segment_size,
+            cloud=target.settings.cloud,
+            redact=redact,
+            overwrite_hint="the DAG param results_overwrite=true",
+        )
+    finally:
+        conn.close()
+    for item in published:
+        state = "unchanged" if item.unchanged else "uploaded"
+        log.info(
+            "result %s (%s, %d bytes, sha256 %s): %s",
+            item.name,
+            state,
+            item.size,
+            item.sha256,
+            item.url,
+        )
+    return [item.to_dict() for item in published]

@@ -51,6 +51,8 @@ def test_dags_folder_imports_cleanly() -> None:
         "total_events",
         "events_per_job",
         "base_seed",
+        "results_container",
+        "results_overwrite",
     }
 
 
