@@ -27,7 +27,7 @@ from bursting.devcloud.clouds import (
     clouds_document,
     write_clouds_yaml,
 )
-from bursting.devcloud.identity import ProjectSpec, new_secret
+from bursting.devcloud.identity import Member, ProjectSpec, new_secret
 from bursting.devcloud.install import ensure_venv, require_commands
 from bursting.devcloud.layout import (
     HOST,
@@ -48,7 +48,7 @@ from bursting.devcloud.procs import (
     wait_gone,
     wait_port_closed,
 )
-from bursting.devcloud.render import COMPUTE_HOST, DB_USER, Settings, write_configs, write_private
+from bursting.devcloud.render import DB_USER, Settings, write_configs, write_private
 from bursting.devcloud.swift import build_rings
 from bursting.model import Secret
 
@@ -215,11 +215,9 @@ class DevCloud:
 
         # A new connection: the first one holds a catalog from before the endpoints existed.
         admin = self._admin_connection(admin_password)
-        private = identity.create_member(admin, PRIVATE, self.auth_url)
-        public = identity.create_member(admin, PUBLIC, self.auth_url)
-        for member in (private, public):
-            resources.set_quota(admin, member)
-            resources.create_network(admin, member, CIDRS[member.spec.project])
+        # One at a time: made concurrently, Neutron refused the admin's network create (403).
+        private = self._make_project(admin, PRIVATE)
+        public = self._make_project(admin, PUBLIC)
         resources.create_flavors(admin)
         write_private(
             self.ec2_file, json.dumps(identity.create_ec2_credential(admin, public), indent=2)
@@ -234,6 +232,12 @@ class DevCloud:
         admin.close()
 
     # ----- steps -----
+    def _make_project(self, admin: Any, spec: ProjectSpec) -> Member:
+        member = identity.create_member(admin, spec, self.auth_url)
+        resources.set_quota(admin, member)
+        resources.create_network(admin, member, CIDRS[spec.project])
+        return member
+
     def _admin_password(self) -> Secret:
         """Made at the first `up` and kept (0600); never printed or logged."""
         path = self.paths.admin_password_file
@@ -342,10 +346,15 @@ class DevCloud:
             "--config-file",
             str(self.paths.etc / "keystone" / "keystone.conf"),
         ]
-        self._run([*manage, "db_sync"], "keystone-manage")
         owner = ["--keystone-user", _user_name(), "--keystone-group", _group_name()]
-        self._run([*manage, "fernet_setup", *owner], "keystone-manage")
-        self._run([*manage, "credential_setup", *owner], "keystone-manage")
+        # The key repositories need no database: made while the schema is.
+        with ThreadPoolExecutor(3) as pool:
+            steps = [["db_sync"], ["fernet_setup", *owner], ["credential_setup", *owner]]
+            for future in [
+                pool.submit(self._run, [*manage, *step], f"keystone-manage-{step[0]}")
+                for step in steps
+            ]:
+                future.result()
         url = f"{self.auth_url}/"
         self._run(
             [
@@ -387,18 +396,19 @@ class DevCloud:
         ]
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            self._run([*manage, "cell_v2", "discover_hosts"], "discover-hosts")
-            listed = subprocess.run(
-                [*manage, "cell_v2", "list_hosts"],
+            # --strict: exit 0 only once a new host was mapped. devcloud is the only one that
+            # maps hosts (the scheduler's periodic discovery is off in nova.conf).
+            found = subprocess.run(
+                [*manage, "cell_v2", "discover_hosts", "--strict"],
                 capture_output=True,
                 text=True,
                 timeout=120,
                 check=False,
             )
-            if COMPUTE_HOST in listed.stdout:
+            if found.returncode == 0:
                 return
             self._check_alive("nova-compute")
-            time.sleep(1)
+            time.sleep(0.5)
         raise DevCloudError(
             f"nova-compute did not register within {START_TIMEOUT:.0f}s; "
             f"see {self.paths.logs / 'nova'}"

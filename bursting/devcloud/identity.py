@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,15 +58,17 @@ def register_services(admin: Any, service_password: Secret) -> None:
     )
     admin_role = identity.find_role("admin")
     service_role = identity.find_role("service") or identity.create_role(name="service")
-    for name in SERVICE_USERS:
+
+    def service_user(name: str) -> None:
         user = identity.create_user(
             name=name, password=service_password.reveal(), domain_id="default"
         )
         identity.assign_project_role_to_user(project, user, admin_role)
         identity.assign_project_role_to_user(project, user, service_role)
-    if identity.find_region(REGION_PUBLIC) is None:
-        identity.create_region(id=REGION_PUBLIC)
+
+    identity.create_region(id=REGION_PUBLIC)
     services: dict[str, Any] = {}
+    calls: list[dict[str, str]] = []
     for region, endpoints in catalog().items():
         for endpoint in endpoints:
             svc = services.get(endpoint.service) or identity.find_service(endpoint.service)
@@ -76,9 +79,15 @@ def register_services(admin: Any, service_password: Secret) -> None:
                 url = endpoint.url
                 if endpoint.type == "object-store" and interface == "admin":
                     url = f"http://{HOST}:{PORTS['swift-proxy']}/v1"
-                identity.create_endpoint(
-                    service_id=svc.id, interface=interface, url=url, region_id=region
+                calls.append(
+                    {"service_id": svc.id, "interface": interface, "url": url, "region_id": region}
                 )
+    # Independent calls, made a few at a time: start-up waits on Keystone round trips here.
+    with ThreadPoolExecutor(4) as pool:
+        waits = [pool.submit(service_user, name) for name in SERVICE_USERS]
+        waits += [pool.submit(identity.create_endpoint, **call) for call in calls]
+        for future in waits:
+            future.result()
 
 
 @dataclass(frozen=True)

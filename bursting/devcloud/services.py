@@ -84,7 +84,8 @@ def service(name: str, venv: Path, paths: Paths) -> Service:
             "--chdir",
             str(pylib),
             "-w",
-            "1",
+            # Keystone validates every other service's tokens: two workers (one per core).
+            "2" if name == "keystone" else "1",
             "--threads",
             "4",
             "--timeout",
