@@ -27,19 +27,26 @@ import matplotlib.pyplot as plt
 
 Series = dict[str, list[tuple[float, float]]]  # legend -> [(unix time, value)]
 
-# Absent series mean zero here (no idle job, no instance), so each query falls back to zeros.
+# Queue gauges are exported (at 0 too) on every scrape; a failed scrape leaves a gap, not a 0.
 QUEUE = {
-    "idle jobs": 'sum(bursting_jobs{state="idle"}) or vector(0)',
-    "running jobs": 'sum(bursting_jobs{state="running"}) or vector(0)',
-    "idle demand (cores)": "sum(bursting_idle_demand_cores) or vector(0)",
+    # As the recording rule bursting:runnable_idle_jobs, read from the same scrape, not a rule
+    # evaluation later.
+    "idle jobs some cloud can run": "(sum(bursting_idle_demand_jobs)"
+    " - (sum(bursting_unschedulable_jobs) or sum(bursting_pool_up) * 0))"
+    " or sum(bursting_pool_up) * 0",
+    "idle jobs no cloud can run": "sum(bursting_unschedulable_jobs) or sum(bursting_pool_up) * 0",
+    "running jobs": 'sum(bursting_jobs{state="running"})',
 }
-INSTANCES = (
-    "sum by (cloud) (bursting_instances) or sum by (cloud) (bursting_cloud_max_instances) * 0"
-)
-IN_POOL = (
-    'sum by (cloud) (bursting_instances{state=~"running|draining"})'
-    " or sum by (cloud) (bursting_cloud_max_instances) * 0"
-)
+# A cloud without instances exports no bursting_instances series: its max_instances, times 0,
+# stands for "none" (and is absent, like everything, when a scrape failed).
+NONE = " or sum by (cloud) (bursting_cloud_max_instances) * 0"
+INSTANCES = {
+    "in the pool": 'sum by (cloud) (bursting_instances{state=~"running|draining"})' + NONE,
+    "provisioning": 'sum by (cloud) (bursting_instances{state=~"requested|booting|joining"})'
+    + NONE,
+    "leaving": 'sum by (cloud) (bursting_instances{state=~"deleting|failed"})' + NONE,
+}
+SHADES = {"in the pool": 1.0, "provisioning": 0.55, "leaving": 0.25}
 
 
 def query_range(url: str, expr: str, start: float, end: float, step: float) -> list[Any]:
@@ -61,44 +68,45 @@ def fetch(url: str, expr: str, start: float, end: float, step: float, label: str
     return out
 
 
+def _gapped(points: list[tuple[float, float]], start: float, step: float) -> tuple[Any, Any]:
+    """x (seconds from start) and y with NaN where Prometheus had no sample, so missing
+    scrapes show as gaps instead of invented values."""
+    if not points:
+        return [], []
+    by_step = {round((t - start) / step): v for t, v in points}
+    slots = range(min(by_step), max(by_step) + 1)
+    return [n * step for n in slots], [by_step.get(n, math.nan) for n in slots]
+
+
 def draw(url: str, start: float, end: float, step: float, out: Path) -> Path:
-    queue = {name: fetch(url, expr, start, end, step)[""] for name, expr in QUEUE.items()}
-    clouds = fetch(url, INSTANCES, start, end, step, label="cloud")
-    in_pool = fetch(url, IN_POOL, start, end, step, label="cloud")
+    queue = {name: fetch(url, expr, start, end, step).get("", []) for name, expr in QUEUE.items()}
+    layers = {name: fetch(url, expr, start, end, step, "cloud") for name, expr in INSTANCES.items()}
+    clouds = sorted({cloud for by_cloud in layers.values() for cloud in by_cloud})
     if not clouds:
         raise RuntimeError("no bursting_instances or bursting_cloud_max_instances in that range")
 
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 6), height_ratios=(1, 1))
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
     for name, points in queue.items():
-        style = "--" if "cores" in name else "-"
-        top.plot([t - start for t, _ in points], [v for _, v in points], style, label=name)
-    top.set_ylabel("queue")
-    top.legend(loc="upper right", frameon=False)
+        top.plot(*_gapped(points, start, step), label=name, drawstyle="steps-post")
+    top.set_ylabel("jobs")
+    top.legend(loc="upper right", frameon=False, fontsize="small")
     top.set_title("A burst as Prometheus saw it: queue demand vs instances per cloud")
 
-    names = sorted(clouds)
-    times = sorted({t for points in clouds.values() for t, _ in points})
-    stacks = [dict(clouds[name]) for name in names]
-    bottom.stackplot(
-        [t - start for t in times],
-        [[stack.get(t, 0.0) for t in times] for stack in stacks],
-        labels=[f"{name}: all live instances" for name in names],
-        alpha=0.45,
-        step="post",
-    )
-    for name in names:
-        points = in_pool.get(name, [])
-        bottom.step(
-            [t - start for t, _ in points],
-            [v for _, v in points],
-            where="post",
-            label=f"{name}: in the pool",
-        )
-    peak = max((sum(stack.get(t, 0.0) for stack in stacks) for t in times), default=1.0)
-    bottom.set_ylim(0, math.ceil(max(1.0, peak)) + 0.5)
+    slots = range(round((end - start) / step) + 1)
+    stacks, labels, colors = [], [], []
+    for n, cloud in enumerate(clouds):
+        base = plt.get_cmap("tab10")(n)[:3]
+        for layer, shade in SHADES.items():
+            by_step = {round((t - start) / step): v for t, v in layers[layer].get(cloud, [])}
+            stacks.append([by_step.get(i, math.nan) for i in slots])
+            labels.append(f"{cloud}: {layer}")
+            colors.append(tuple(shade * c + (1 - shade) for c in base))  # paler, opaque
+    bottom.stackplot([i * step for i in slots], stacks, labels=labels, colors=colors, step="post")
+    totals = [sum(v for v in column if not math.isnan(v)) for column in zip(*stacks, strict=True)]
+    bottom.set_ylim(0, math.ceil(max(1.0, *totals)) + 0.5)
     bottom.set_ylabel("instances")
     bottom.set_xlabel(f"seconds since {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(start))}")
-    bottom.legend(loc="upper right", frameon=False, fontsize="small")
+    bottom.legend(loc="upper right", frameon=False, fontsize="small", ncols=len(clouds))
     for axis in (top, bottom):
         axis.grid(alpha=0.3)
         axis.set_xlim(0, end - start)
