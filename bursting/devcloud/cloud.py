@@ -463,6 +463,8 @@ class DevCloud:
 
     def _stop_all(self) -> None:
         """The OpenStack services together, then the message queue and database, then epmd."""
+        with self.state.editing() as state:
+            state["ready"] = False  # from the first stop on, nobody may take it for up
         pids = self.state.pids()
         stages = [
             [n for n in pids if n not in (*services.INFRA, "epmd")],

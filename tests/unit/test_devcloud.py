@@ -267,6 +267,20 @@ def test_status_shows_no_secret(
         assert secret not in json.dumps(report)
 
 
+def test_up_refuses_a_taken_port_before_starting_anything(
+    paths: Paths, listener: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bursting.devcloud import cloud
+
+    monkeypatch.setattr(cloud, "require_commands", lambda: None)
+    monkeypatch.setattr(cloud, "PORTS", {"keystone": listener})
+    devcloud = DevCloud(paths)
+    with pytest.raises(DevCloudError, match=f"port {listener} .*keystone.*pid {os.getpid()}"):
+        devcloud.up()
+    assert devcloud.state.pids() == {}
+    assert not devcloud.running()
+
+
 def test_only_the_compute_apis_restart_alone(paths: Paths) -> None:
     with pytest.raises(DevCloudError, match="nova-api-public"):
         DevCloud(paths).stop_service("keystone")
