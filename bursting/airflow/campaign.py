@@ -24,6 +24,7 @@ from bursting.results.rules import CONTAINER_PATTERN, container_problem
 if TYPE_CHECKING:
     from bursting.clouds.openstack_errors import Redactor
     from bursting.policy.cost import CampaignCost
+    from bursting.results.objectstore import Connection
     from bursting.results.settings import StoreSettings
 
 log = logging.getLogger(__name__)
@@ -263,14 +264,14 @@ def results_target(params: dict[str, Any], conn_id: str = RESULTS_CONN_ID) -> Re
     return ResultsTarget(conn_id, settings, container, overwrite)
 
 
-def _connect(target: ResultsTarget) -> tuple[Any, Redactor]:
+def _connect(target: ResultsTarget) -> tuple[Connection, Redactor]:
     from bursting.results.settings import connect
 
     return connect(target.settings, target.source)
 
 
 def _upload(
-    target: ResultsTarget, store: tuple[Any, Redactor], prefix: str, files: list[Path]
+    target: ResultsTarget, store: tuple[Connection, Redactor], prefix: str, files: list[Path]
 ) -> list[dict[str, Any]]:
     """Upload and verify; log each object's URL. Returns the summary's "objects"."""
     from bursting.results.objectstore import publish_objects

@@ -47,6 +47,8 @@ class Connection(Protocol):
 
     object_store: Any
 
+    def close(self) -> None: ...
+
 
 class ObjectConflict(PermanentError):
     """Objects already stored under the names differ from the files; nothing was uploaded."""

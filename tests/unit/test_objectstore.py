@@ -299,6 +299,9 @@ class FakeConnection:
     def __init__(self, store: FakeObjectStore) -> None:
         self.object_store = store
 
+    def close(self) -> None:
+        pass
+
 
 @pytest.fixture
 def files(tmp_path: Path) -> list[Path]:
