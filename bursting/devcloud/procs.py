@@ -49,6 +49,15 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot): with the PID, names it for good."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[-1].split()[19])
+
+
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
@@ -112,7 +121,9 @@ def spawn(service: Service, log_file: Path, cwd: Path) -> int:
 
 
 class StateFile:
-    """{service name: PID} of the running devcloud, plus a few facts status shows."""
+    """{service name: PID} of the running devcloud, plus a few facts status shows. Each PID is
+    kept with its process's start time, so a PID the system has since given to another process
+    is never taken for ours (nor signalled)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -125,10 +136,21 @@ class StateFile:
         return data if isinstance(data, dict) else {}
 
     def pids(self) -> dict[str, int]:
+        """The recorded processes that still run (gone or reused PIDs are left out)."""
+        return {name: pid for name, pid in self.recorded().items() if self._ours(name, pid)}
+
+    def recorded(self) -> dict[str, int]:
         raw = self.read().get("pids", {})
         if not isinstance(raw, dict):
             return {}
         return {str(k): int(v) for k, v in raw.items() if isinstance(v, int)}
+
+    def _ours(self, name: str, pid: int) -> bool:
+        starts = self.read().get("starts")
+        if not isinstance(starts, dict):
+            return alive(pid)  # written before start times were kept
+        known = starts.get(name)
+        return known is not None and known == start_time(pid) and alive(pid)
 
     @contextlib.contextmanager
     def editing(self) -> Iterator[dict[str, object]]:
@@ -143,14 +165,18 @@ class StateFile:
     def record(self, name: str, pid: int) -> None:
         with self.editing() as state:
             pids = dict(state.get("pids", {}))  # type: ignore[call-overload]
+            starts = dict(state.get("starts", {}))  # type: ignore[call-overload]
             pids[name] = pid
+            starts[name] = start_time(pid)
             state["pids"] = pids
+            state["starts"] = starts
 
     def forget(self, name: str) -> None:
         with self.editing() as state:
-            pids = dict(state.get("pids", {}))  # type: ignore[call-overload]
-            pids.pop(name, None)
-            state["pids"] = pids
+            for key in ("pids", "starts"):
+                entries = dict(state.get(key, {}))  # type: ignore[call-overload]
+                entries.pop(name, None)
+                state[key] = entries
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

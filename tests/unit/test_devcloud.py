@@ -225,10 +225,19 @@ def test_clouds_yaml_uses_application_credentials(tmp_path: Path) -> None:
 # ----- state and status -----
 def test_state_file_records_and_forgets(tmp_path: Path) -> None:
     state = StateFile(tmp_path / "state.json")
-    state.record("keystone", 123)
-    state.record("nova-api", 456)
+    state.record("keystone", os.getpid())
+    state.record("nova-api", os.getppid())
     state.forget("keystone")
-    assert state.pids() == {"nova-api": 456}
+    assert state.pids() == {"nova-api": os.getppid()}
+
+
+def test_state_file_never_takes_a_reused_pid_for_ours(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "state.json")
+    state.record("keystone", os.getpid())
+    with state.editing() as raw:
+        raw["starts"] = {"keystone": 1}  # as if this PID had been another process's before
+    assert state.pids() == {}
+    assert state.recorded() == {"keystone": os.getpid()}
 
 
 def test_status_shows_no_secret(
