@@ -300,7 +300,10 @@ class _Store:
             params={"multipart-manifest": "delete"},
             headers={"Accept": "application/json"},
         )
-        body = response.json() if response.content else {}
+        try:
+            body = response.json() if response.content else {}
+        except ValueError:  # not the JSON asked for: judge by the status alone
+            body = {}
         if response.status_code >= 400 or body.get("Errors"):
             raise PermanentError(
                 f"{self.cloud}: delete {name} and its segments: {response.status_code} "

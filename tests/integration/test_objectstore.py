@@ -6,6 +6,7 @@ Every container made here is deleted at the end."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -22,7 +23,13 @@ import yaml
 from openstack import exceptions as sdk
 
 from bursting.errors import ConfigError
-from bursting.results.objectstore import MIB, ObjectConflict, PublishedObject, publish_objects
+from bursting.results.objectstore import (
+    MIB,
+    ChecksumMismatch,
+    ObjectConflict,
+    PublishedObject,
+    publish_objects,
+)
 from bursting.results.settings import connect, store_settings
 
 pytestmark = [pytest.mark.integration]
@@ -194,6 +201,27 @@ def test_a_large_file_in_64_mib_segments(
     assert item.segments == 3
     answer = get(conn, item.url)
     assert answer.status_code == 200 and sha256(answer.content) == item.sha256
+
+
+def test_a_body_that_arrives_damaged_is_refused_and_reported(
+    public: tuple[Any, Any], container: str, outputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plain upload sends its md5 as ETag, so Swift refuses bytes that do not match it;
+    openstacksdk does not raise for that refusal, and the check after upload reports it. Here
+    the md5 sent is wrong, as it would be for a body damaged on its way."""
+    from bursting.results.digests import file_digests
+
+    conn, _ = public
+
+    def damaged(path: Path, segment_size: int) -> Any:
+        digests = file_digests(path, segment_size)
+        return dataclasses.replace(digests, md5="0" * 32, chunk_md5s=("0" * 32,))
+
+    monkeypatch.setattr("bursting.results.objectstore.file_digests", damaged)
+    with pytest.raises(ChecksumMismatch, match="nothing stored under the name"):
+        publish_objects(conn, container, "it/damaged", [outputs / "summary.json"])
+    names = [item.name for item in conn.object_store.objects(container)]
+    assert names == []
 
 
 def test_campaign_publish_with_an_airflow_connection(
