@@ -482,3 +482,37 @@ def test_results_package_imports_no_airflow() -> None:
                 else []
             )
             assert not any(n.split(".")[0] == "airflow" for n in names), path
+
+
+def merge_outputs(directory: Path) -> Path:
+    directory.mkdir(parents=True)
+    write(directory / "jet_pt.png", b"png")
+    write(directory / "merged.root", b"root")
+    write(directory / "summary.json", b'{"jobs": 1}\n')
+    return directory / "summary.json"
+
+
+def test_publish_without_a_container_only_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bursting.airflow.campaign import publish
+
+    monkeypatch.delenv("AIRFLOW_CONN_OPENSTACK_RESULTS", raising=False)
+    summary = merge_outputs(tmp_path / "merged")
+    folder = Path(publish(str(summary), str(tmp_path / "results"), "camp", "run:1", {}))
+    assert folder == tmp_path / "results" / "camp" / "run_1"
+    assert sorted(p.name for p in folder.iterdir()) == ["jet_pt.png", "merged.root", "summary.json"]
+    assert "objects" not in json.loads((folder / "summary.json").read_text())
+
+
+def test_publish_with_a_bad_connection_copies_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bursting.airflow.campaign import publish
+
+    extra = {"cloud": "c", "clouds_yaml": str(tmp_path / "missing.yaml")}
+    monkeypatch.setenv("AIRFLOW_CONN_OPENSTACK_RESULTS", json.dumps({"extra": extra}))
+    summary = merge_outputs(tmp_path / "merged")
+    with pytest.raises(ConfigError, match=r"Airflow connection 'openstack_results'.*clouds_yaml"):
+        publish(str(summary), str(tmp_path / "results"), "camp", "r", {"results_container": "abc"})
+    assert not (tmp_path / "results").exists()
