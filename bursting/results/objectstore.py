@@ -113,7 +113,7 @@ def publish_objects(
         api = conn.object_store  # authenticates and finds the endpoint in the catalog
     except Exception as exc:
         raise translate(exc, cloud, "connect to the object store", redactor) from None
-    store = _Store(api, container, cloud, redactor)
+    store = _Store(api, container, cloud, redactor, overwrite_hint)
     size = int(
         store.call("read the segment limits", store.api.get_object_segment_size, segment_size)
     )
@@ -155,9 +155,12 @@ def _check_inputs(
 class _Store:
     """One container through openstacksdk's object_store proxy; every call translated."""
 
-    def __init__(self, api: Any, container: str, cloud: str, redact: Redactor) -> None:
+    def __init__(
+        self, api: Any, container: str, cloud: str, redact: Redactor, overwrite_hint: str
+    ) -> None:
         self.api = api
         self.container = container
+        self.overwrite_hint = overwrite_hint
         self.cloud = cloud
         self.redact = redact
         self._ensure_container()
@@ -254,7 +257,7 @@ class _Store:
             raise ChecksumMismatch(
                 f"{self.cloud}: container {self.container!r}: object {name!r} does not match "
                 f"{planned.path} after upload: " + "; ".join(problems) + "; publish again with "
-                "overwrite to replace it"
+                f"{self.overwrite_hint} to replace it"
             )
         log.info(
             "%s: published %s (%d bytes, %s) in %.2f s, verified in %.2f s",
