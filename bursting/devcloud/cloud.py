@@ -113,7 +113,6 @@ class DevCloud:
             if self.state.pids():
                 self.log("stopping what is left of an earlier devcloud")
                 self._stop_all()
-            self.state.clear()
             self._t0 = time.monotonic()
             require_commands()
             for name, port in PORTS.items():

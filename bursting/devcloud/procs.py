@@ -147,10 +147,10 @@ class StateFile:
 
     def _ours(self, name: str, pid: int) -> bool:
         starts = self.read().get("starts")
-        if not isinstance(starts, dict):
-            return alive(pid)  # written before start times were kept
-        known = starts.get(name)
-        return known is not None and known == start_time(pid) and alive(pid)
+        known = starts.get(name) if isinstance(starts, dict) else None
+        if known is None:
+            return alive(pid)  # recorded before start times were kept
+        return bool(known == start_time(pid) and alive(pid))
 
     @contextlib.contextmanager
     def editing(self) -> Iterator[dict[str, object]]:
