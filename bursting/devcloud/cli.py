@@ -22,7 +22,7 @@ err = Console(stderr=True)
 
 
 def _log(message: str) -> None:
-    err.print(message, style="dim", highlight=False, markup=False)
+    err.print(message, style="dim", highlight=False, markup=False, soft_wrap=True)
 
 
 def _devcloud() -> DevCloud:
