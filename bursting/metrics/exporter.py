@@ -13,12 +13,7 @@ from bursting.controller import Controller
 from bursting.cycle import CycleReport
 from bursting.errors import BurstingError
 from bursting.metrics.calls import CloudCalls
-from bursting.metrics.campaigns import (
-    CAMPAIGN_WINDOW_SECONDS,
-    CampaignRow,
-    CampaignSource,
-    campaign_rows,
-)
+from bursting.metrics.campaigns import CampaignRow, CampaignSource, CampaignTracker, campaign_rows
 from bursting.metrics.collector import BurstingCollector, Scrape
 from bursting.metrics.health import Readiness, readiness
 from bursting.metrics.status import status_document
@@ -53,9 +48,10 @@ class Exporter:
         self.calls = calls
         self.registry = registry
         pool = controller.pool
-        self.campaigns = (
+        source = (
             campaigns if campaigns is not None or not isinstance(pool, CampaignSource) else pool
         )
+        self.campaigns = None if source is None else CampaignTracker(source)
         self._latest = _Latest(None, Tally(since=controller.started_at))
         registry.register(BurstingCollector(self.scrape))
         controller.subscribe(self.on_cycle)
@@ -88,9 +84,8 @@ class Exporter:
     def _campaigns(self, last: tuple[CampaignRow, ...] | None) -> tuple[CampaignRow, ...] | None:
         if self.campaigns is None:
             return None
-        since = self.controller.clock.now() - CAMPAIGN_WINDOW_SECONDS
         try:
-            return campaign_rows(self.campaigns.campaign_counts(since))
+            return campaign_rows(self.campaigns.counts(self.controller.clock.now()))
         except BurstingError as exc:
             log.warning("cannot count jobs by campaign, keeping the last counts: %s", exc)
             return last

@@ -112,6 +112,7 @@ COST_PROJECTION = [
     "JobCurrentStartDate",  # a running job's current run, not yet in RemoteWallClockTime
     *(f"MachineAttr{name}0" for name in MACHINE_ATTRS),
 ]
+CAMPAIGN_PROJECTION = [CAMPAIGN_ATTRIBUTE, "JobStatus", "ClusterId", "ProcId"]
 LOCATION_PROJECTION = [
     "Name",
     "Machine",
@@ -500,35 +501,56 @@ class HTCondorPool:
         ]
         return tuple(campaign_job(ad, at) for ad in ads)
 
-    def campaign_counts(self, since: float) -> dict[tuple[str, JobState], int]:
-        """Jobs carrying a campaign, by (campaign, state): every one in the queue, and those
-        that left it at or after `since` (the history is read newest first and stops there, so
-        one call costs the recent history only). Names are returned as the jobs carry them, in
-        order of recency: campaigns in the queue first, then by when their last job left it."""
-        constraint = f"{CAMPAIGN_ATTRIBUTE} =!= undefined"
-        projection = [CAMPAIGN_ATTRIBUTE, "JobStatus", "ClusterId", "ProcId"]
-        live = self._schedd_call(
-            "schedd query", lambda s: s.query(constraint, projection=projection)
-        )
-        ended = self._schedd_call(
-            "schedd history",
-            lambda s: s.history(
-                constraint,
-                projection=projection,
-                since=f"EnteredCurrentStatus < {int(since)}",
+    def campaign_queue(self) -> dict[tuple[str, JobState], int]:
+        """Jobs in the queue that carry a campaign, by (campaign, state), names as the jobs
+        carry them."""
+        ads = self._schedd_call(
+            "schedd query",
+            lambda s: s.query(
+                f"{CAMPAIGN_ATTRIBUTE} =!= undefined", projection=CAMPAIGN_PROJECTION
             ),
         )
         counts: dict[tuple[str, JobState], int] = {}
-        seen: set[tuple[int, int]] = set()
-        for ad in (*live, *ended):
-            key = (int(ad.get("ClusterId", -1)), int(ad.get("ProcId", -1)))
+        for ad in ads:
             name = ad.get(CAMPAIGN_ATTRIBUTE)
-            if key in seen or not isinstance(name, str):
-                continue
-            seen.add(key)
-            state = JobState(int(ad.get("JobStatus", 1)))
-            counts[(name, state)] = counts.get((name, state), 0) + 1
+            if isinstance(name, str):
+                key = (name, JobState(int(ad.get("JobStatus", 1))))
+                counts[key] = counts.get(key, 0) + 1
         return counts
+
+    def campaign_history(
+        self, after: str | None, since: float
+    ) -> tuple[tuple[tuple[str, str, JobState, float], ...], str | None]:
+        """(job id, campaign, state, when it left the queue) of campaign jobs the history
+        recorded after the record `after` (what the previous call returned), or without one
+        since `since`, newest first; and the newest record of the whole history, to pass next
+        time. The bindings hold the GIL while the schedd reads its history, so each call reads
+        only what is new; a record read twice (written between the two reads) is the caller's
+        to skip by its id."""
+        newest = self._schedd_call(
+            "schedd history", lambda s: s.history(None, projection=["ClusterId", "ProcId"], match=1)
+        )
+        stop = after if after is not None else f"EnteredCurrentStatus < {int(since)}"
+        ads = self._schedd_call(
+            "schedd history",
+            lambda s: s.history(
+                f"{CAMPAIGN_ATTRIBUTE} =!= undefined",
+                projection=[*CAMPAIGN_PROJECTION, "EnteredCurrentStatus"],
+                since=stop,
+            ),
+        )
+        left = tuple(
+            (
+                f"{int(ad['ClusterId'])}.{int(ad['ProcId'])}",
+                ad[CAMPAIGN_ATTRIBUTE],
+                JobState(int(ad.get("JobStatus", 4))),
+                float(ad.get("EnteredCurrentStatus", 0) or 0),
+            )
+            for ad in ads
+            if isinstance(ad.get(CAMPAIGN_ATTRIBUTE), str) and "ProcId" in ad
+        )
+        cursor = f"{int(newest[0]['ClusterId'])}.{int(newest[0]['ProcId'])}" if newest else after
+        return left, cursor
 
     def remove(self, cluster_id: int, reason: str = "removed by bursting") -> None:
         self._schedd_call(

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bursting.clock import FakeClock
 from bursting.config import Config, parse_config
 from bursting.controller import Controller
+from bursting.errors import PoolUnavailable
 from bursting.metrics import CloudCalls, Exporter
 from bursting.metrics.campaigns import CAMPAIGN_STATES
 from bursting.metrics.labels import (
@@ -143,19 +144,40 @@ def make_config(store: str = "sqlite://") -> Config:
 
 
 class FakeCampaigns:
-    """HTCondorPool.campaign_counts over the fake pool's jobs (all of them are recent)."""
+    """HTCondorPool.campaign_queue and campaign_history over the fake pool's jobs: a finished
+    job is in the history, the cursor is how many finished jobs were read."""
 
     def __init__(self, pool: FakePool) -> None:
         self.pool = pool
-        self.asked: list[float] = []
+        self.asked: list[tuple[str | None, float]] = []
 
-    def campaign_counts(self, since: float) -> dict[tuple[str, JobState], int]:
-        self.asked.append(since)
+    def campaign_queue(self) -> dict[tuple[str, JobState], int]:
         counts: dict[tuple[str, JobState], int] = {}
-        for name in {job.campaign for job in self.pool.jobs if job.campaign is not None}:
-            for job in self.pool.campaign_jobs(name):
-                counts[(name, job.state)] = counts.get((name, job.state), 0) + 1
+        for job in self.pool.jobs:
+            if job.campaign is not None and job.done_at is None:
+                state = JobState.IDLE if job.started_at is None else JobState.RUNNING
+                counts[(job.campaign, state)] = counts.get((job.campaign, state), 0) + 1
         return counts
+
+    def campaign_history(
+        self, after: str | None, since: float
+    ) -> tuple[tuple[tuple[str, str, JobState, float], ...], str | None]:
+        self.asked.append((after, since))
+        if not self.pool.readable:
+            raise PoolUnavailable("fake schedd is down")
+        done = sorted(
+            (j for j in self.pool.jobs if j.done_at is not None and j.campaign is not None),
+            key=lambda j: (j.done_at, j.id),
+        )
+        read = int(after or 0)
+        return (
+            tuple(
+                (f"1.{j.id}", j.campaign, JobState.COMPLETED, j.done_at)
+                for j in reversed(done[read:])
+                if j.campaign is not None and j.done_at is not None
+            ),
+            str(len(done)),
+        )
 
 
 class World:

@@ -1,14 +1,18 @@
 """bursting_campaign_jobs: counts per campaign and state, bounded to the top campaigns plus
-"other"; kept, not zeroed, when the pool cannot be read; the pool asked for recent history only.
+"other"; kept, not zeroed, when the pool cannot be read; the history read incrementally.
 And the families the dashboard builds capacity and latency panels on."""
 
 from __future__ import annotations
+
+import pytest
 
 from bursting.errors import PoolUnavailable
 from bursting.metrics.campaigns import (
     CAMPAIGN_STATES,
     CAMPAIGN_WINDOW_SECONDS,
     CampaignRow,
+    CampaignTracker,
+    LeftJob,
     campaign_label,
     campaign_rows,
 )
@@ -76,13 +80,14 @@ def test_the_exporter_counts_campaigns_each_cycle_from_recent_history() -> None:
     text = world.scrape()
     assert value(text, "bursting_campaign_jobs", campaign="zmumu", state="idle") == 4
     assert value(text, "bursting_campaign_jobs", campaign="zmumu", state="done") == 0
-    # asked during the cycle, before the clock moved on by an interval
+    # asked during the cycle, before the clock moved on by an interval; no cursor yet
     cycle_at = world.clock.now() - world.config.policy.interval_seconds
-    assert world.campaigns.asked == [cycle_at - CAMPAIGN_WINDOW_SECONDS]
+    assert world.campaigns.asked == [(None, cycle_at - CAMPAIGN_WINDOW_SECONDS)]
     world.cycle(20)
     text = world.scrape()
     assert value(text, "bursting_campaign_jobs", campaign="zmumu", state="done") == 4
     assert value(text, "bursting_campaign_jobs", campaign="zmumu", state="idle") == 0
+    assert world.campaigns.asked[-1][0] == "4"  # later cycles read only what is new
 
 
 def test_an_unreadable_pool_keeps_the_last_counts() -> None:
@@ -99,13 +104,103 @@ def test_a_failing_count_keeps_the_last_counts() -> None:
     world.pool.add_jobs(2, ONE_CORE, duration=15, campaign="zmumu")
     world.cycle()
 
-    def broken(since: float) -> dict[tuple[str, JobState], int]:
-        raise PoolUnavailable("schedd history timed out")
+    def broken() -> dict[tuple[str, JobState], int]:
+        raise PoolUnavailable("schedd query timed out")
 
-    world.campaigns.campaign_counts = broken  # type: ignore[method-assign]
+    world.campaigns.campaign_queue = broken  # type: ignore[method-assign]
     world.cycle()
     assert value(world.scrape(), "bursting_campaign_jobs", campaign="zmumu", state="idle") == 2
     assert world.exporter.readiness().ready  # the controller's cycle is not its business
+
+
+class History:
+    """A schedd's history as CampaignTracker reads it, with the reads scripted."""
+
+    def __init__(self) -> None:
+        self.queue: dict[tuple[str, JobState], int] = {}
+        self.answers: list[tuple[tuple[LeftJob, ...], str | None]] = []
+        self.asked: list[tuple[str | None, float]] = []
+
+    def campaign_queue(self) -> dict[tuple[str, JobState], int]:
+        return dict(self.queue)
+
+    def campaign_history(
+        self, after: str | None, since: float
+    ) -> tuple[tuple[LeftJob, ...], str | None]:
+        self.asked.append((after, since))
+        return self.answers.pop(0)
+
+
+def test_the_history_is_read_once_from_the_window_then_only_what_is_new() -> None:
+    history = History()
+    tracker = CampaignTracker(history, window=3600)
+    now = 100_000.0
+    history.answers = [
+        (
+            (
+                ("7.1", "zmumu", JobState.COMPLETED, now - 60),
+                ("7.0", "zmumu", JobState.REMOVED, now - 70),
+            ),
+            "9.0",
+        ),
+        # 7.1 comes back (written after the last cursor was taken): counted once
+        (
+            (
+                ("9.3", "ttbar", JobState.COMPLETED, now + 5),
+                ("7.1", "zmumu", JobState.COMPLETED, now - 60),
+            ),
+            "9.3",
+        ),
+    ]
+    history.queue = {("ttbar", JobState.IDLE): 3}
+    first = tracker.counts(now)
+    assert first == {
+        ("ttbar", JobState.IDLE): 3,
+        ("zmumu", JobState.COMPLETED): 1,
+        ("zmumu", JobState.REMOVED): 1,
+    }
+    second = tracker.counts(now + 10)
+    assert second[("zmumu", JobState.COMPLETED)] == 1 and second[("ttbar", JobState.COMPLETED)] == 1
+    assert history.asked == [(None, now - 3600), ("9.0", now + 10 - 3600)]
+    # ttbar finished last: after the queue's campaigns, the most recent first
+    assert list(second)[:2] == [("ttbar", JobState.IDLE), ("ttbar", JobState.COMPLETED)]
+
+
+def test_jobs_older_than_the_window_leave_the_counts() -> None:
+    history = History()
+    tracker = CampaignTracker(history, window=3600)
+    now = 100_000.0
+    history.answers = [
+        ((("1.0", "zmumu", JobState.COMPLETED, now - 100),), "1.0"),
+        ((), "1.0"),
+        # a cursor the schedd no longer has (its history rotated): the whole file comes back
+        (
+            (
+                ("1.0", "zmumu", JobState.COMPLETED, now - 100),
+                ("0.5", "old", JobState.COMPLETED, 5.0),
+            ),
+            "2.0",
+        ),
+    ]
+    assert tracker.counts(now) == {("zmumu", JobState.COMPLETED): 1}
+    assert tracker.counts(now + 3600) == {}
+    assert tracker.counts(now + 3700) == {}
+
+
+def test_a_failed_history_read_changes_nothing() -> None:
+    history = History()
+    tracker = CampaignTracker(history, window=3600)
+    history.answers = [((("1.0", "zmumu", JobState.COMPLETED, 99_990.0),), "1.0")]
+    assert tracker.counts(100_000.0) == {("zmumu", JobState.COMPLETED): 1}
+
+    def broken(after: str | None, since: float) -> tuple[tuple[LeftJob, ...], str | None]:
+        raise PoolUnavailable("schedd history timed out")
+
+    history.campaign_history = broken  # type: ignore[method-assign]
+    with pytest.raises(PoolUnavailable):
+        tracker.counts(100_010.0)
+    history.campaign_history = lambda after, since: ((), after)  # type: ignore[method-assign]
+    assert tracker.counts(100_020.0) == {("zmumu", JobState.COMPLETED): 1}
 
 
 def test_a_pool_that_cannot_count_campaigns_exports_no_family() -> None:
