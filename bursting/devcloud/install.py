@@ -26,7 +26,7 @@ RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 
 # Debian commands devcloud runs, and the package each comes from.
 SYSTEM_COMMANDS: dict[str, str] = {
-    "mariadbd": "mariadb-server",
+    "/usr/sbin/mariadbd": "mariadb-server",
     "mariadb-install-db": "mariadb-server",
     "mariadb": "mariadb-client",
     str(RABBITMQ_BIN / "rabbitmq-server"): "rabbitmq-server",

@@ -68,7 +68,9 @@ def service(name: str, venv: Path, paths: Paths) -> Service:
     common = {"PYTHONPATH": str(pylib)}
     if name == "mariadb":
         return Service(
-            name, ["mariadbd", f"--defaults-file={paths.etc / 'my.cnf'}"], port=PORTS[name]
+            name,
+            ["/usr/sbin/mariadbd", f"--defaults-file={paths.etc / 'my.cnf'}"],
+            port=PORTS[name],
         )
     if name == "rabbitmq":
         return Service(
