@@ -293,3 +293,16 @@ def test_up_refuses_a_taken_port_before_starting_anything(
 def test_only_the_compute_apis_restart_alone(paths: Paths) -> None:
     with pytest.raises(DevCloudError, match="nova-api-public"):
         DevCloud(paths).stop_service("keystone")
+
+
+def test_cli_prints_the_error_and_exits_1(monkeypatch: pytest.MonkeyPatch, paths: Paths) -> None:
+    from bursting.cli import app
+
+    def refuse(self: DevCloud) -> None:
+        raise DevCloudError("port 5000 on 127.0.0.1 (devcloud's keystone) is taken by nc")
+
+    monkeypatch.setenv("BURSTING_DEVCLOUD_HOME", str(paths.base))
+    monkeypatch.setattr(DevCloud, "up", refuse)
+    result = CliRunner().invoke(app, ["devcloud", "up"])
+    assert result.exit_code == 1
+    assert "port 5000" in result.output and "Traceback" not in result.output
