@@ -170,6 +170,66 @@ def test_swift_container_and_object_as_public_user(public: Any, tmp_path: Path) 
         public.object_store.delete_container(container)
 
 
+def s3_request(
+    credential: dict[str, str], method: str, path: str, body: bytes = b""
+) -> tuple[int, bytes]:
+    """One S3 call to the Swift proxy's s3api, signed with AWS Signature V4 (path style,
+    region us-east-1), so the EC2 credential is checked the way any S3 client's would be."""
+    import hashlib
+    import hmac
+    import urllib.error
+    import urllib.request
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    payload = hashlib.sha256(body).hexdigest()
+    headers = {"host": "127.0.0.1:8080", "x-amz-content-sha256": payload, "x-amz-date": amz_date}
+    signed = ";".join(sorted(headers))
+    canonical = "\n".join(
+        [method, path, "", *(f"{k}:{headers[k]}" for k in sorted(headers)), "", signed, payload]
+    )
+    scope = f"{day}/us-east-1/s3/aws4_request"
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = ("AWS4" + credential["secret"]).encode()
+    for part in (day, "us-east-1", "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:8080{path}", data=body or None, method=method
+    )
+    for name, value in headers.items():
+        request.add_header(name, value)
+    request.add_header(
+        "Authorization",
+        f"AWS4-HMAC-SHA256 Credential={credential['access']}/{scope}, "
+        f"SignedHeaders={signed}, Signature={signature}",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_s3_with_the_public_users_ec2_credential(devcloud: Any, public: Any) -> None:
+    credential = json.loads(Path(devcloud.ec2_file).read_text())
+    bucket = f"devcloud-s3-{os.getpid()}"
+    assert s3_request(credential, "PUT", f"/{bucket}")[0] == 200
+    try:
+        assert s3_request(credential, "PUT", f"/{bucket}/hello.txt", b"hello s3")[0] == 200
+        assert s3_request(credential, "GET", f"/{bucket}/hello.txt") == (200, b"hello s3")
+        # the same account as the public project's Swift: the bucket is its container
+        assert bucket in [c.name for c in public.object_store.containers()]
+        wrong = {**credential, "secret": "not-the-secret"}
+        assert s3_request(wrong, "GET", f"/{bucket}/hello.txt")[0] == 403
+    finally:
+        s3_request(credential, "DELETE", f"/{bucket}/hello.txt")
+        s3_request(credential, "DELETE", f"/{bucket}")
+
+
 def test_status_json_answers_and_shows_no_secret(devcloud: Any) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bursting.cli", "devcloud", "status", "--json"],
