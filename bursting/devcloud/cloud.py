@@ -108,6 +108,7 @@ class DevCloud:
         """Start everything and create the clouds' projects and resources; a no-op when up."""
         with self._exclusive():
             if self.running():
+                self._ensure_hypervisor()
                 self.log(f"devcloud already up (clouds.yaml: {self.clouds_yaml})")
                 return
             if self.state.pids():
@@ -230,6 +231,9 @@ class DevCloud:
         self._say("compute host discovered")
         self._register_image(admin, image)
         admin.close()
+        self.set_faults()  # a fresh devcloud boots every server, promptly
+        self._spawn(venv, services.HYPERVISOR)
+        self._say("hypervisor watching Nova")
 
     # ----- steps -----
     def _make_project(self, admin: Any, spec: ProjectSpec) -> Member:
@@ -497,7 +501,34 @@ class DevCloud:
                 return
             self._stop_all()
             self.state.clear()
+            self._stop_nodes()
             self.log("devcloud down")
+
+    def _ensure_hypervisor(self) -> None:
+        """The stand-in restarted if it died (it keeps no state: it reads Nova at each pass)."""
+        pid = self.state.pids().get(services.HYPERVISOR)
+        if pid is None or not alive(pid):
+            self._spawn(Path(str(self.state.read().get("venv"))), services.HYPERVISOR)
+            self.log("hypervisor (re)started")
+
+    def _stop_nodes(self) -> None:
+        """The hypervisor's nodes go with it, as VMs go with their hypervisor."""
+        from bursting.devcloud.hypervisor import NODE_PREFIX
+        from bursting.devpool.containers import ContainerNodes
+
+        nodes = ContainerNodes(lambda: True)
+        for name in nodes.node_names():
+            if name.startswith(NODE_PREFIX):
+                nodes.kill_node(name)
+
+    def set_faults(self, **faults: Any) -> None:
+        """What the hypervisor stand-in does wrong from its next pass on (see Faults): servers
+        that never join, go to ERROR, boot slowly. No argument: none."""
+        from bursting.devcloud.hypervisor import Faults
+
+        checked = Faults.model_validate(faults)
+        self.paths.base.mkdir(parents=True, exist_ok=True)
+        self.paths.hypervisor_faults.write_text(checked.model_dump_json())
 
     def stop_service(self, name: str) -> None:
         """Stop one API (say the public cloud's nova-api) while everything else runs."""

@@ -94,6 +94,11 @@ class Paths:
         return self.base / "clouds.yaml"
 
     @property
+    def hypervisor_faults(self) -> Path:
+        """Faults the hypervisor stand-in injects (JSON, read at each of its passes)."""
+        return self.base / "hypervisor-faults.json"
+
+    @property
     def ec2_file(self) -> Path:
         """The public project's S3 (EC2) credential, for Swift's S3 API."""
         return self.base / "ec2-public.json"

@@ -5,10 +5,12 @@ All of them run from the services' venv (or Debian's binaries), each in its own 
 
 from __future__ import annotations
 
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from bursting.devcloud.clouds import ADMIN_CLOUD
 from bursting.devcloud.install import RABBITMQ_BIN
 from bursting.devcloud.layout import HOST, PORTS, Paths
 from bursting.devcloud.procs import Service
@@ -27,7 +29,10 @@ CONTROL = (
     "nova-compute",
 )
 SWIFT = ("swift-account", "swift-container", "swift-object", "swift-proxy")
-ALL = (*INFRA, *CONTROL, *SWIFT)
+# The hypervisor stand-in (bursting.devcloud.hypervisor): runs in the project's own interpreter,
+# as it boots nodes from the worker image with the project's container tooling.
+HYPERVISOR = "hypervisor"
+ALL = (*INFRA, *CONTROL, *SWIFT, HYPERVISOR)
 # Services that can be stopped and started on their own while the rest runs.
 RESTARTABLE = frozenset({"nova-api", "nova-api-public"})
 
@@ -100,6 +105,19 @@ def service(name: str, venv: Path, paths: Paths) -> Service:
     if name in ("nova-conductor", "nova-scheduler", "nova-compute"):
         argv = [str(bin_dir / name), "--config-file", str(paths.etc / "nova" / "nova.conf")]
         return Service(name, argv, common)
+    if name == HYPERVISOR:
+        argv = [
+            sys.executable,
+            "-m",
+            "bursting.devcloud.hypervisor",
+            "--clouds-yaml",
+            str(paths.clouds_yaml),
+            "--cloud",
+            ADMIN_CLOUD,
+            "--faults",
+            str(paths.hypervisor_faults),
+        ]
+        return Service(name, argv)
     if name in SWIFT:
         kind = name.removeprefix("swift-")
         argv = [
