@@ -8,6 +8,7 @@ a container node configured only by its user-data, which joins the pool over the
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,6 +251,12 @@ def test_a_burst_fills_the_private_quota_overflows_to_public_and_leaves_nothing(
                 every=2,
             )
             wait_for("every server deleted", lambda: servers.count() == 0, timeout=240, every=1)
+            wait_for(
+                "the store sees every instance gone",
+                lambda: all(r.state is InstanceState.GONE for r in running.all()),
+                timeout=60,
+                every=1,
+            )
             records = running.all()
     finally:
         tenant.leave()
@@ -259,4 +266,69 @@ def test_a_burst_fills_the_private_quota_overflows_to_public_and_leaves_nothing(
     assert servers.max_seen["public"] >= 1
     refused = [r for r in records if "QuotaExceeded" in r.reason]
     assert refused, "the other tenant's instances made a planned create meet Nova's quota"
-    assert all(r.state is InstanceState.GONE for r in records)
+
+
+def test_a_public_api_outage_mid_burst_deletes_nothing_and_public_comes_back(
+    devcloud: Any,
+    devpool: Any,
+    htcondor: HTCondorPool,
+    job_dir: Path,
+    tmp_path: Path,
+    admin: Any,
+    private_project: Any,
+) -> None:
+    config = make_config(tmp_path, Path(devcloud.clouds_yaml))
+    servers = Servers(admin, config.pool.id)
+    first = submit(htcondor, job_dir, 8, 60)
+    with Running(config) as running:
+
+        def public_busy() -> bool:
+            public = servers.now()["public"]
+            busy = {w.instance_id for w in htcondor.workers() if w.running_jobs}
+            return len(public) >= 2 and {s.name for s in public} <= busy
+
+        wait_for("public workers running jobs", public_busy, timeout=240, every=1)
+        before = {s.id for s in servers.now()["public"]}
+        devcloud.stop_service("nova-api-public")
+        try:
+            reads = wait_for(
+                "a cycle that could not read the public cloud",
+                lambda: (
+                    (report := running.controller.last) is not None
+                    and not report.reads["public"].ok
+                    and report.reads
+                ),
+                timeout=60,
+                every=0.5,
+            )
+            assert reads["private"].ok, "the private cloud keeps being read"
+            for _ in range(10):  # several cycles on the strength of failed public listings
+                assert {s.id for s in servers.now()["public"]} == before, "nothing deleted"
+                report = running.controller.last
+                assert report is not None and report.reads["private"].ok
+                time.sleep(2)
+            gone = [
+                i
+                for i in running.all()
+                if i.cloud == "public" and i.state in (InstanceState.GONE, InstanceState.DELETING)
+            ]
+            assert not gone, f"public instances given up during the outage: {gone}"
+        finally:
+            devcloud.start_service("nova-api-public")
+        second = submit(htcondor, job_dir, 6, 20)
+        wait_for(
+            "new public servers for the demand that came during and after the outage",
+            lambda: {s.id for s in servers.now()["public"]} - before,
+            timeout=240,
+            every=1,
+        )
+        wait_for(
+            "every job done",
+            lambda: htcondor.job_status(first).done and htcondor.job_status(second).done,
+            timeout=600,
+            every=2,
+        )
+        wait_for("every server deleted", lambda: servers.count() == 0, timeout=300, every=1)
+    for cluster in (first, second):
+        jobs = htcondor.job_status(cluster).jobs
+        assert all(j.state is JobState.COMPLETED and j.exit_code == 0 for j in jobs), jobs
