@@ -76,7 +76,7 @@ def test_disabled_cloud_of_an_uninstalled_type_is_kept_but_never_built() -> None
 def test_missing_cloud_type() -> None:
     cloud = {k: v for k, v in LOCAL_CLOUD.items() if k != "type"}
     assert problems({"clouds": [cloud]}) == [
-        "clouds[0].type: is required; one of the installed types: local"
+        "clouds[0].type: is required; one of the installed types: local, openstack"
     ]
 
 
