@@ -142,7 +142,8 @@ def test_racing_creates_beyond_the_quota_end_as_quota_exceeded_with_no_error_lef
     created = [o for o in outcomes if not isinstance(o, Exception)]
     refused = [o for o in outcomes if isinstance(o, QuotaExceeded)]
     assert len(created) + len(refused) == len(specs)
-    assert 1 <= len(created) <= 2, outcomes
+    # Never beyond the quota; under parallel creates Nova may refuse more than it must.
+    assert len(created) <= 2 and len(refused) >= 4, outcomes
     print(
         f"racing creates: {len(created)} created, {len(refused)} refused "
         f"({sum('fault 413' in str(e) for e in refused)} after a 202, by Nova's recheck)"
