@@ -123,17 +123,38 @@ class Plain:
             self.wait(server)
 
 
-def clean(admin: Any, pool_id: str) -> None:
-    servers = list(admin.compute.servers(details=True, all_projects=True, name=f"^{pool_id}-"))
-    for server in servers:
-        admin.compute.delete_server(server.id, ignore_missing=True)
-    for server in servers:
-        admin.compute.wait_for_delete(server, wait=300, interval=0.5)
+def clean(admin: Any, pool_id: str, settle: float = 0.0) -> None:
+    """Delete every server of this run and wait until Nova has none left; with `settle`, until
+    none has appeared for that long (creates still in flight when a controller stops)."""
+    quiet_since = time.monotonic()
+    while True:
+        servers = list(admin.compute.servers(details=True, all_projects=True, name=f"^{pool_id}-"))
+        for server in servers:
+            admin.compute.delete_server(server.id, ignore_missing=True)
+        for server in servers:
+            admin.compute.wait_for_delete(server, wait=300, interval=0.5)
+        if servers:
+            quiet_since = time.monotonic()
+        if time.monotonic() - quiet_since >= settle:
+            return
+        time.sleep(1)
+
+
+def wait_usage_released(clouds_yaml: Path, timeout: float = 300) -> None:
+    """Nova counts a deleted server against the quota a while longer: each run starts from a
+    project whose usage is back to zero, so no run inherits the previous one's deletes."""
+    user = connect(clouds_yaml, PUBLIC_CLOUD)
+    deadline = time.monotonic() + timeout
+    while user.compute.get_limits().absolute.instances_used > 0:
+        if time.monotonic() > deadline:
+            raise SystemExit("the public project's instance usage did not return to 0")
+        time.sleep(2)
 
 
 def plain_run(
     name: str, n: int, devcloud: DevCloud, devpool: DevPool, script: Callable[[Plain, int], None]
 ) -> tuple[float, float]:
+    wait_usage_released(devcloud.clouds_yaml)
     admin = connect(devcloud.clouds_yaml, ADMIN_CLOUD)
     pool_id = f"bench{name}{uuid.uuid4().hex[:4]}"
     plain = Plain(connect(devcloud.clouds_yaml, PUBLIC_CLOUD), devpool, pool_id)
@@ -148,6 +169,7 @@ def plain_run(
 
 
 def controller_run(n: int, devcloud: DevCloud, devpool: DevPool) -> tuple[float, float]:
+    wait_usage_released(devcloud.clouds_yaml)
     pool_id = f"benchctl{uuid.uuid4().hex[:4]}"
     SCRATCH.mkdir(parents=True, exist_ok=True)
     config = parse_config(
@@ -170,7 +192,7 @@ def controller_run(n: int, devcloud: DevCloud, devpool: DevPool) -> tuple[float,
                 }
             ],
             "policy": {
-                "interval_seconds": 1,
+                "interval_seconds": 10,
                 "min_idle_seconds": 0,
                 "max_calls_in_flight": n,
                 "boot_timeout_seconds": 600,
@@ -197,7 +219,22 @@ def controller_run(n: int, devcloud: DevCloud, devpool: DevPool) -> tuple[float,
         thread.join(timeout=120)
         controller.close()
         htcondor.remove(cluster)
-        clean(admin, pool_id)
+        clean(admin, pool_id, settle=20)
+
+
+def restore_quota(admin: Any, project: str, quota: Any) -> None:
+    """Nova refuses a quota below what is still in use: retried while deletes finish."""
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            admin.compute.update_quota_set(
+                project, instances=quota.instances, cores=quota.cores, ram=quota.ram
+            )
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 def main() -> None:
@@ -216,16 +253,18 @@ def main() -> None:
     project = connect(devcloud.clouds_yaml, PUBLIC_CLOUD).current_project_id
     quota = admin.compute.get_quota_set(project)
     admin.compute.update_quota_set(project, instances=n + 5, cores=n + 5, ram=(n + 5) * 1024)
+    results: dict[str, tuple[float, float]] = {}
+    runs: dict[str, Callable[[], tuple[float, float]]] = {
+        "loop": lambda: plain_run("loop", n, devcloud, devpool, Plain.loop),
+        "limit": lambda: plain_run("all", n, devcloud, devpool, Plain.all_then_wait),
+        "controller": lambda: controller_run(n, devcloud, devpool),
+    }
     try:
-        results = {
-            "loop": plain_run("loop", n, devcloud, devpool, Plain.loop),
-            "limit": plain_run("all", n, devcloud, devpool, Plain.all_then_wait),
-            "controller": controller_run(n, devcloud, devpool),
-        }
+        for name, run in runs.items():
+            results[name] = run()
+            print(f"{name}: {results[name][0]:.1f}s to ACTIVE, {results[name][1]:.1f}s to joined")
     finally:
-        admin.compute.update_quota_set(
-            project, instances=quota.instances, cores=quota.cores, ram=quota.ram
-        )
+        restore_quota(admin, project, quota)
         if not cloud_was_up:
             devcloud.down()
         if not pool_was_up:
