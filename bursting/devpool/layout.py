@@ -202,10 +202,22 @@ def bind(source: Path, target: Path) -> None:
 
 
 def unmount_all(root: Path) -> None:
-    for point in mounts_under(root):
-        done = subprocess.run(["umount", str(point)], capture_output=True, check=False)
-        if done.returncode != 0:
-            run(["umount", "--lazy", str(point)])
+    """Unmount everything under root. A mount can be hidden under a later one at a parent path
+    (the venv bound before the repo that contains it): it is reachable only once the parent is
+    gone, so passes repeat while they make progress; what is busy is detached lazily."""
+    for _ in range(8):
+        points = mounts_under(root)
+        if not points:
+            return
+        for point in points:
+            done = subprocess.run(["umount", str(point)], capture_output=True, check=False)
+            if done.returncode != 0:
+                subprocess.run(["umount", "--lazy", str(point)], capture_output=True, check=False)
+        if mounts_under(root) == points:
+            break
+    left = mounts_under(root)
+    if left:
+        raise DevPoolError(f"still mounted after unmounting: {', '.join(map(str, left))}")
 
 
 def python_dirs() -> list[Path]:
