@@ -16,6 +16,7 @@ $(INSTALLED): pyproject.toml
 # Debian packages the pool and the tests use: debootstrap builds the HTCondor image once;
 # prometheus/promtool are used by the metrics tests; buildah builds the worker image, which
 # podman runs with runc. mariadb-server and rabbitmq-server back devcloud's OpenStack services.
+# chromium and chromium-driver drive the Airflow UI page in the browser tests.
 system-deps:
 	@missing=""; \
 	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
@@ -25,6 +26,8 @@ system-deps:
 	command -v runc >/dev/null || missing="$$missing runc"; \
 	command -v mariadbd >/dev/null || missing="$$missing mariadb-server"; \
 	test -x /usr/lib/rabbitmq/bin/rabbitmq-server || missing="$$missing rabbitmq-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
