@@ -295,6 +295,14 @@ SHORT = {
 }
 
 
+def _ran_on(job: JobOutcome) -> str:
+    """The instance a job last ran on: the id the worker advertised (an OpenStack server's host
+    name is not its instance id), else the execute node's name."""
+    if job.instance:
+        return job.instance
+    return instance_label((job.host or "").split("@", 1)[-1])
+
+
 def _summary(
     console: Console,
     config: Config,
@@ -313,7 +321,7 @@ def _summary(
         if a.kind is ActionKind.CREATE and at >= started
     ]
     reaction = min(creates) - first_submit if creates and first_submit else None
-    jobs_on = Counter(instance_label(j.host.split("@", 1)[1]) for j in outcomes if j.host)
+    jobs_on = Counter(_ran_on(j) for j in outcomes if j.instance or j.host)
     table = Table(title="demo summary")
     table.add_column("figure")
     table.add_column("value", justify="right")

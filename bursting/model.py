@@ -127,6 +127,7 @@ class JobOutcome:
     finished_at: float | None = None
     host: str | None = None
     starts: int = 0  # how often it started: more than once means it was interrupted
+    instance: str | None = None  # the burst instance it last ran on (None: not a burst worker)
 
     @property
     def wait_seconds(self) -> float | None:

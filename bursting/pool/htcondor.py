@@ -99,6 +99,7 @@ STATUS_PROJECTION = [
     "LastRemoteHost",
     "RemoteHost",
     "NumJobStarts",
+    "MachineAttrBurstingInstance0",
 ]
 COST_PROJECTION = [
     "ClusterId",
@@ -596,6 +597,7 @@ def job_outcome(ad: classad2.ClassAd) -> JobOutcome:
         finished_at=_epoch(ad.get("CompletionDate")),
         host=str(host) if isinstance(host, str) else None,
         starts=int(ad.get("NumJobStarts", 0) or 0),
+        instance=_text(ad.get("MachineAttrBurstingInstance0")),
     )
 
 

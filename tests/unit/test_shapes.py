@@ -107,6 +107,17 @@ def test_job_outcome_from_history_ad() -> None:
     assert outcome.stderr_path == "/data/run/err.1"
     assert outcome.wait_seconds == 30.0
     assert outcome.host == "slot1_1@w1@host"
+    assert outcome.instance is None  # it did not run on a burst worker
+
+
+def test_job_outcome_names_the_burst_instance_it_ran_on() -> None:
+    """An OpenStack server's host name (os-<uuid>) is not its instance id; the attribute the
+    worker advertised, copied into the job at the match, is."""
+    ad = classad2.ClassAd(
+        '[ClusterId = 3; ProcId = 1; JobStatus = 4; LastRemoteHost = "slot1_1@os-5f2a";'
+        ' MachineAttrBurstingInstance0 = "bx-7-private-3"]'
+    )
+    assert job_outcome(ad).instance == "bx-7-private-3"
 
 
 def test_killed_by_signal_reports_shell_style_code() -> None:
