@@ -90,6 +90,33 @@ def quota_from_limits(absolute: Any) -> Quota:
     )
 
 
+def room_after(room: Quota, flavor: Flavor) -> Quota:
+    """The headroom left once one server of `flavor` is counted against `room`."""
+
+    def less(left: int | None, used: int) -> int | None:
+        return None if left is None else left - used
+
+    return Quota(
+        instances=less(room.instances, 1),
+        cores=less(room.cores, flavor.cpus),
+        memory_mb=less(room.memory_mb, flavor.memory_mb),
+        known=room.known,
+    )
+
+
+def near_quota(room: Quota, flavor: Flavor, margin: int) -> bool:
+    """Whether headroom `room` (already less this create) is within `margin` servers of
+    `flavor` of the quota, or unknown: only then can Nova's quota recheck refuse the create."""
+    if not room.known:
+        return True
+    limits = (
+        (room.instances, 1),
+        (room.cores, flavor.cpus),
+        (room.memory_mb, flavor.memory_mb),
+    )
+    return any(left is not None and left < margin * size for left, size in limits)
+
+
 def epoch(value: str | None, default: float) -> float:
     if not value:
         return default
@@ -130,6 +157,7 @@ class OpenStackProvider:
         self._lock = threading.Lock()
         self._connection: Connection | None = None
         self._catalog: _Catalog | None = None
+        self._room = Quota.unknown()  # headroom last read, less the creates sent since
         self._prices = {f.name: f.to_flavor() for f in config.flavors}
 
     # ----- plumbing -----
@@ -262,9 +290,11 @@ class OpenStackProvider:
             if instance is not None:
                 return instance
         attrs = self._server_attrs(spec, flavor.id, catalog)
+        confirm = self._count_create(spec.flavor)
         server = self._call("create server", lambda: self._conn().compute.create_server(**attrs))
-        server = self._confirm(spec, server)
-        instance = self._public(server)
+        if not confirm:  # accepted (202); its status comes with the next listing
+            return self._accepted(spec)
+        instance = self._public(self._confirm(spec, server))
         if instance is None:
             raise PermanentError(f"{self.name}: server {spec.id} vanished right after its create")
         return instance
@@ -294,6 +324,22 @@ class OpenStackProvider:
         if self.settings.availability_zone:
             attrs["availability_zone"] = self.settings.availability_zone
         return attrs
+
+    def _accepted(self, spec: InstanceSpec) -> CloudInstance:
+        return CloudInstance(
+            id=spec.id,
+            cloud=self.name,
+            flavor=spec.flavor.name,
+            status=CloudStatus.BUILD,
+            created_at=self.clock.now(),
+            pool_id=spec.pool_id,
+        )
+
+    def _count_create(self, flavor: Flavor) -> bool:
+        """Count a create against the headroom; whether it must be read back (near the quota)."""
+        with self._lock:
+            self._room = room_after(self._room, flavor)
+            return near_quota(self._room, flavor, self.settings.create_confirm_margin)
 
     def _confirm(self, spec: InstanceSpec, server: Any) -> Any:
         """Wait briefly until Nova has scheduled the server (past its quota recheck): a server
@@ -360,8 +406,13 @@ class OpenStackProvider:
             limits = self._call("read limits", lambda: self._conn().compute.get_limits())
         except BurstingError as exc:
             log.warning("%s: quota unknown: %s", self.name, exc)
+            with self._lock:
+                self._room = Quota.unknown()
             return Quota.unknown()
-        return quota_from_limits(limits.absolute)
+        quota = quota_from_limits(limits.absolute)
+        with self._lock:
+            self._room = quota
+        return quota
 
 
 def _property(image: Any, key: str) -> str | None:

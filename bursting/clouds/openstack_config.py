@@ -30,6 +30,10 @@ class OpenStackSettings(_Strict):
     # How long a create waits for Nova to accept or refuse the server (its quota recheck and
     # scheduling take about a second); a server still building after that is simply BUILD.
     create_confirm_seconds: Annotated[float, Field(ge=0, le=60)] = 5.0
+    # Nova's recheck can only refuse a create near the quota: a create is read back only when the
+    # headroom last read, less the creates sent since, is within this many servers of the flavor.
+    # Far from the quota the read-backs would only load nova-api during a ramp.
+    create_confirm_margin: Annotated[int, Field(ge=0, le=1000)] = 5
     # Flavors and images are read again after this long (a site adds flavors, rebuilds images).
     catalog_refresh_seconds: Annotated[float, Field(ge=10)] = 600.0
     page_size: Annotated[int, Field(ge=1, le=1000)] = 200

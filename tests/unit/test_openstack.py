@@ -16,7 +16,13 @@ from keystoneauth1 import exceptions as ksa
 from openstack import exceptions as sdk
 from pydantic import ValidationError
 
-from bursting.clouds.openstack import cloud_status, connection_factory, quota_from_limits
+from bursting.clouds.openstack import (
+    cloud_status,
+    connection_factory,
+    near_quota,
+    quota_from_limits,
+    room_after,
+)
 from bursting.clouds.openstack_config import OpenStackCloud
 from bursting.clouds.openstack_errors import (
     Redactor,
@@ -34,7 +40,7 @@ from bursting.errors import (
     QuotaExceeded,
     TransientError,
 )
-from bursting.model import CloudStatus, Quota
+from bursting.model import CloudStatus, Flavor, Quota
 
 NOTHING = Redactor([])
 FLAVORS = [{"name": "w1.small", "cpus": 1, "memory_mb": 1024}]
@@ -168,6 +174,38 @@ def test_quota_headroom_from_the_compute_limits() -> None:
         total_ram_used=0,
     )
     assert quota_from_limits(unlimited) == Quota()
+
+
+SMALL = Flavor("w1.small", 1, 1024, 2)
+LARGE = Flavor("w1.large", 4, 8192, 20)
+
+
+def test_each_create_is_counted_against_the_headroom_last_read() -> None:
+    room = room_after(Quota(instances=10, cores=None, memory_mb=16384), LARGE)
+    assert room == Quota(instances=9, cores=None, memory_mb=8192)
+    assert room_after(Quota.unknown(), SMALL) == Quota.unknown()
+
+
+@pytest.mark.parametrize(
+    ("room", "flavor", "near"),
+    [
+        (Quota(), SMALL, False),  # unlimited: Nova's recheck cannot refuse
+        (Quota(instances=45, cores=45, memory_mb=45 * 1024), SMALL, False),
+        (Quota(instances=5, cores=None, memory_mb=None), SMALL, False),
+        (Quota(instances=4, cores=None, memory_mb=None), SMALL, True),  # within 5 servers
+        (Quota(instances=None, cores=19, memory_mb=None), LARGE, True),  # cores: 4 per server
+        (Quota(instances=None, cores=None, memory_mb=40 * 1024), LARGE, False),
+        (Quota(instances=-1, cores=None, memory_mb=None), SMALL, True),  # already over
+        (Quota.unknown(), SMALL, True),  # never read: read every create back
+    ],
+)
+def test_a_create_is_read_back_only_near_the_quota(room: Quota, flavor: Flavor, near: bool) -> None:
+    assert near_quota(room, flavor, margin=5) is near
+
+
+def test_margin_zero_reads_back_only_creates_that_overdraw_the_headroom() -> None:
+    assert not near_quota(Quota(instances=0), SMALL, margin=0)
+    assert near_quota(Quota(instances=-1), SMALL, margin=0)
 
 
 # ----- config -----
