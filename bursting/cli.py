@@ -222,7 +222,8 @@ def queue(config: ConfigOption = None) -> None:
 
 @app.command("status")
 def status(config: ConfigOption = None) -> None:
-    """Execute nodes with their burst tags; with a config, also instances and recent decisions."""
+    """Execute nodes with their burst tags; with a config, the running controller's view (its
+    /status on metrics.listen), or the state store's when no controller answers."""
     workers = _pool(config).workers()
     table = Table(
         "node",
@@ -249,9 +250,25 @@ def status(config: ConfigOption = None) -> None:
         return
     from collections import Counter
 
+    from bursting.metrics.status_tables import (
+        StatusUnavailable,
+        fetch_status,
+        headline,
+        status_tables,
+    )
     from bursting.store import open_store
 
-    store = open_store(_config(config).store.url)
+    settings = _config(config)
+    try:
+        document = fetch_status(settings.metrics.listen)
+    except StatusUnavailable as exc:
+        out.print(f"[yellow]{exc}; what the state store last recorded:[/yellow]")
+    else:
+        out.print(headline(document))
+        for part in status_tables(document):
+            out.print(part)
+        return
+    store = open_store(settings.store.url)
     counts = Counter((i.cloud, i.state.value) for i in store.instances())
     states = Table("cloud", "state", "instances", title="burst instances")
     for (cloud, state), count in sorted(counts.items()):
