@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -29,6 +30,7 @@ from bursting.config import Config, load_config
 from bursting.controller import Controller
 from bursting.devpool import DevPool
 from bursting.image import ensure_image
+from bursting.metrics import CloudCalls, Exporter, MetricsServer
 from bursting.model import ActionKind, ClusterStatus, Instance, InstanceState, JobOutcome, JobState
 from bursting.planner import instance_label
 from bursting.pool.htcondor import HTCondorPool
@@ -158,7 +160,15 @@ def run_demo(
     env = airflow_env(config)
     if not _migrate(env, console):
         return 1
-    controller = build_controller(config)
+    calls = CloudCalls()
+    controller = build_controller(config, calls=calls)
+    try:  # served as `bursting run` serves them: Prometheus, `bursting status`, the UI read them
+        server = MetricsServer(
+            config.metrics.listen, Exporter(controller, calls, CollectorRegistry())
+        ).start()
+    except BaseException:
+        controller.close()
+        raise
     controller.start()  # flavors checked against the clouds, the workers' token read
     stamp = int(time.time())
     logs = SCRATCH / f"demo-{stamp}"
@@ -195,6 +205,7 @@ def run_demo(
                 run.process.terminate()
         controller.stopping.set()
         daemon.join(timeout=30)
+        server.stop()
         controller.close()
     submitted = [j.queued_at for s in statuses for j in s.jobs if j.queued_at]
     code = _summary(
