@@ -50,7 +50,10 @@ def start_prometheus(folder: Path, target: str) -> tuple[subprocess.Popen[bytes]
     config.write_text(
         yaml.safe_dump(
             {
-                "global": {"scrape_interval": f"{SCRAPE:g}s", "evaluation_interval": f"{SCRAPE:g}s"},
+                "global": {
+                    "scrape_interval": f"{SCRAPE:g}s",
+                    "evaluation_interval": f"{SCRAPE:g}s",
+                },
                 "rule_files": [str(REPO / "deploy" / "prometheus" / "rules.yml")],
                 "scrape_configs": [
                     {"job_name": "bursting", "static_configs": [{"targets": [target]}]}
