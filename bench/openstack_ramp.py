@@ -30,7 +30,7 @@ from typing import Any
 from bursting.config import parse_config
 from bursting.contextualize import render_cloud_init
 from bursting.controller import Controller
-from bursting.devcloud import ADMIN_CLOUD, PUBLIC_CLOUD, DevCloud
+from bursting.devcloud import ADMIN_CLOUD, PUBLIC_CLOUD, DevCloud, connect
 from bursting.devpool import DevPool
 from bursting.devpool import condor_config as cc
 from bursting.image import ensure_image
@@ -40,16 +40,6 @@ from bursting.runtime import build_controller
 
 FLAVOR = Flavor("w1.small", 1, 1024, 2)
 SCRATCH = Path("/var/tmp/bursting/bench")
-
-
-def connect(clouds_yaml: Path, cloud: str) -> Any:
-    import openstack
-    from openstack.config import OpenStackConfig
-
-    region = OpenStackConfig(config_files=[str(clouds_yaml)], load_envvars=False).get_one(
-        cloud=cloud, api_timeout=60
-    )
-    return openstack.connection.Connection(config=region)
 
 
 class Watch:

@@ -4,7 +4,14 @@ Neutron, Swift) for development, demos and tests: a private and a public cloud i
 from __future__ import annotations
 
 from bursting.devcloud.cloud import DevCloud
-from bursting.devcloud.clouds import ADMIN_CLOUD, PRIVATE_CLOUD, PUBLIC_CLOUD
+from bursting.devcloud.clouds import ADMIN_CLOUD, PRIVATE_CLOUD, PUBLIC_CLOUD, connect
 from bursting.devcloud.layout import DevCloudError
 
-__all__ = ["ADMIN_CLOUD", "PRIVATE_CLOUD", "PUBLIC_CLOUD", "DevCloud", "DevCloudError"]
+__all__ = [
+    "ADMIN_CLOUD",
+    "PRIVATE_CLOUD",
+    "PUBLIC_CLOUD",
+    "DevCloud",
+    "DevCloudError",
+    "connect",
+]

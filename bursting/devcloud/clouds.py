@@ -7,6 +7,7 @@ it is written 0600 since it holds the credentials' secrets.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -60,3 +61,15 @@ def clouds_document(
 
 def write_clouds_yaml(path: Path, document: dict[str, object]) -> None:
     write_private(path, yaml.safe_dump(document, sort_keys=False))
+
+
+def connect(clouds_yaml: Path, cloud: str, timeout: float = 30.0) -> Any:
+    """An openstacksdk connection to one of devcloud's clouds, from exactly that clouds.yaml (no
+    environment lookup): for the hypervisor stand-in, benchmarks and tests."""
+    import openstack
+    from openstack.config import OpenStackConfig
+
+    region = OpenStackConfig(config_files=[str(clouds_yaml)], load_envvars=False).get_one(
+        cloud=cloud, api_timeout=timeout
+    )
+    return openstack.connection.Connection(config=region)

@@ -229,17 +229,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    import openstack
-    from openstack.config import OpenStackConfig
-
+    from bursting.devcloud.clouds import connect
     from bursting.devpool import DevPool
     from bursting.devpool.containers import ContainerNodes
 
-    region = OpenStackConfig(config_files=[str(args.clouds_yaml)], load_envvars=False).get_one(
-        cloud=args.cloud, api_timeout=30
-    )
     nodes = ContainerNodes(DevPool().running)
-    agent = Hypervisor(lambda: openstack.connection.Connection(config=region), nodes, args.faults)
+    agent = Hypervisor(lambda: connect(args.clouds_yaml, args.cloud), nodes, args.faults)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

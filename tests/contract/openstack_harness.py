@@ -80,14 +80,14 @@ class OpenStackHarness(CloudHarness):
 
     def __init__(self, devcloud: Any, work: Path) -> None:
         super().__init__()
-        from bursting.devcloud import ADMIN_CLOUD, PUBLIC_CLOUD
+        from bursting.devcloud import ADMIN_CLOUD, PUBLIC_CLOUD, connect
 
         self.devcloud = devcloud
         self.entry = PUBLIC_CLOUD
         self.work = work
         work.mkdir(parents=True, exist_ok=True)
-        self.admin = _connect(devcloud.clouds_yaml, ADMIN_CLOUD)
-        self.user = _connect(devcloud.clouds_yaml, PUBLIC_CLOUD)
+        self.admin = connect(devcloud.clouds_yaml, ADMIN_CLOUD)
+        self.user = connect(devcloud.clouds_yaml, PUBLIC_CLOUD)
         self.project_id = self.user.current_project_id
         self._ensure_flavors(FLAVORS)
         self._quota = self.admin.compute.get_quota_set(self.project_id)
@@ -197,13 +197,3 @@ class OpenStackHarness(CloudHarness):
         self.admin.compute.update_quota_set(self.project_id, cores=self._quota.cores)
         if self._proxy is not None:
             self._proxy.stop()
-
-
-def _connect(clouds_yaml: Path, cloud: str) -> Any:
-    import openstack
-    from openstack.config import OpenStackConfig
-
-    region = OpenStackConfig(config_files=[str(clouds_yaml)], load_envvars=False).get_one(
-        cloud=cloud, api_timeout=30
-    )
-    return openstack.connection.Connection(config=region)

@@ -147,19 +147,17 @@ class Servers:
 
 @pytest.fixture
 def admin(devcloud: Any) -> Any:
-    from bursting.devcloud import ADMIN_CLOUD
-    from tests.contract.openstack_harness import _connect
+    from bursting.devcloud import ADMIN_CLOUD, connect
 
-    return _connect(devcloud.clouds_yaml, ADMIN_CLOUD)
+    return connect(devcloud.clouds_yaml, ADMIN_CLOUD)
 
 
 @pytest.fixture
 def private_project(devcloud: Any, admin: Any) -> Iterator[Any]:
     """The private project's connection (as its own user), its instance quota set to 4."""
-    from bursting.devcloud import PRIVATE_CLOUD
-    from tests.contract.openstack_harness import _connect
+    from bursting.devcloud import PRIVATE_CLOUD, connect
 
-    user = _connect(devcloud.clouds_yaml, PRIVATE_CLOUD)
+    user = connect(devcloud.clouds_yaml, PRIVATE_CLOUD)
     before = admin.compute.get_quota_set(user.current_project_id)
     admin.compute.update_quota_set(user.current_project_id, instances=PRIVATE_QUOTA)
     yield user

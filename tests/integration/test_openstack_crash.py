@@ -148,12 +148,11 @@ def kill_and_read(process: subprocess.Popen[bytes], log: Path, store: Any, nova:
 def test_kill_minus_nine_against_nova(
     devcloud: Any, devpool: Any, htcondor: HTCondorPool, job_dir: Path, tmp_path: Path
 ) -> None:
-    from bursting.devcloud import ADMIN_CLOUD
-    from tests.contract.openstack_harness import _connect
+    from bursting.devcloud import ADMIN_CLOUD, connect
 
     config_path, config = write_config(tmp_path, Path(devcloud.clouds_yaml))
     pool_id = config["pool"]["id"]
-    nova = Nova(_connect(devcloud.clouds_yaml, ADMIN_CLOUD), pool_id)
+    nova = Nova(connect(devcloud.clouds_yaml, ADMIN_CLOUD), pool_id)
     store = open_store(config["store"]["url"])
     log = tmp_path / "controller.log"
     hits: Counter[str] = Counter()
