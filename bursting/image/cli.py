@@ -30,6 +30,15 @@ def build() -> None:
     out.print(ensure_image(log=_log).reference, highlight=False, soft_wrap=True)
 
 
+@image_app.command("build-controller")
+def build_controller() -> None:
+    """Build the controller's image (deploy/controller/Containerfile) if this checkout changed;
+    print its reference (the Helm chart's image)."""
+    from bursting.image.controller import ensure_controller_image
+
+    out.print(ensure_controller_image(log=_log).reference, highlight=False, soft_wrap=True)
+
+
 @image_app.command("status")
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
