@@ -424,3 +424,12 @@ def test_monitoring_objects_are_off_by_default(chart: Chart) -> None:
     kinds = {d["kind"] for d in render(chart, {})}
     assert not kinds & CRD_KINDS
     assert len(of_kind(render(chart, {}), "ConfigMap")) == 1
+
+
+def test_the_packaged_chart_carries_the_files_contents(chart: Chart, tmp_path: Path) -> None:
+    """`helm package` follows the links: the archive works away from the checkout."""
+    archive = chart.save(tmp_path)
+    with Chart.load(archive) as packaged:
+        docs = render(packaged, ALL_MONITORING)
+    rules = yaml.safe_load((REPO / "deploy/prometheus/rules.yml").read_text())
+    assert one(docs, "PrometheusRule")["spec"] == {"groups": rules["groups"]}
