@@ -50,6 +50,10 @@ KUBERNETES = {
     "flavors": [{"name": "pod-4c", "cpus": 4, "memory_mb": 8192}],
     "kubernetes": {"namespace": "workers", "image": "worker:1", "token_secret": "pool-token"},
 }
+REMOTE_KUBERNETES = {
+    **KUBERNETES,
+    "kubernetes": {**KUBERNETES["kubernetes"], "kubeconfig": "/etc/bursting/kube/site-b"},
+}
 ALL_MONITORING = {
     "monitoring": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
@@ -76,6 +80,10 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "config": {"clouds": [OPENSTACK]},
     },
     "kubernetes-ha": {"replicaCount": 2, "config": {"clouds": [KUBERNETES]}, **ALL_MONITORING},
+    "kubernetes-remote": {
+        "secrets": {"kubeconfig": {"existingSecret": "site-kubeconfigs"}},
+        "config": {"clouds": [REMOTE_KUBERNETES]},
+    },
 }
 
 
@@ -433,3 +441,22 @@ def test_the_packaged_chart_carries_the_files_contents(chart: Chart, tmp_path: P
         docs = render(packaged, ALL_MONITORING)
     rules = yaml.safe_load((REPO / "deploy/prometheus/rules.yml").read_text())
     assert one(docs, "PrometheusRule")["spec"] == {"groups": rules["groups"]}
+
+
+def test_kubeconfigs_of_other_clusters_are_mounted_from_their_secret(chart: Chart) -> None:
+    docs = render(chart, VALUE_SETS["kubernetes-remote"])
+    spec = pod_spec(docs)
+    mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert mounts["kubeconfig"] == {
+        "name": "kubeconfig",
+        "mountPath": "/etc/bursting/kube",
+        "readOnly": True,
+    }
+    assert volumes["kubeconfig"]["secret"]["secretName"] == "site-kubeconfigs"
+    (cloud,) = controller_config(docs)["clouds"]
+    assert cloud["kubernetes"]["kubeconfig"].startswith("/etc/bursting/kube/")
+    # Another cluster's rights come with its kubeconfig: nothing granted, no API token here.
+    assert rules_of(docs) == {}
+    assert spec["automountServiceAccountToken"] is False
+    assert "kubeconfig" not in {v["name"] for v in pod_spec(render(chart, {}))["volumes"]}
