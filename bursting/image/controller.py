@@ -25,6 +25,7 @@ from bursting.image.build import _exclusive, _installed, checkout_root, image_ca
 from bursting.image.context import bursting_wheel, payload_wheels, rootfs_tar
 from bursting.image.controller_key import (
     CONTAINERFILE,
+    REPOSITORY,
     UID,
     controller_key,
     controller_reference,
@@ -79,18 +80,24 @@ def _current(co: ControllerCheckout) -> ImageInfo | None:
 
 
 def ensure_controller_image(log: Log | None = None) -> ImageInfo:
-    """The current controller image, built first if needed; at once when cached."""
+    """The current controller image, built first if needed; at once when cached. It is also
+    tagged with the project's version, the Helm chart's default tag (its appVersion)."""
     say = log or (lambda _message: None)
     co = controller_checkout()
     found = _current(co)
-    if found is not None:
-        return found
-    cache = controller_cache()
-    with _exclusive(cache / "build.lock"):
-        found = _current(co)  # another caller may have built it while we waited
-        if found is not None:
-            return found
-        return _build(co, cache, say)
+    if found is None:
+        cache = controller_cache()
+        with _exclusive(cache / "build.lock"):
+            found = _current(co)  # another caller may have built it while we waited
+            if found is None:
+                found = _build(co, cache, say)
+    run(["podman", "tag", found.reference, version_reference()], timeout=60, what="podman tag")
+    return found
+
+
+def version_reference() -> str:
+    """localhost/bursting-controller:<version>: what the chart runs with its default values."""
+    return f"{REPOSITORY}:{bursting.__version__}"
 
 
 def _dependency_wheels(co: ControllerCheckout, cache: Path, log_file: Path) -> Path:

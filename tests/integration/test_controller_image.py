@@ -17,9 +17,14 @@ import pytest
 import yaml
 from helm_python import Chart
 
-from bursting.image.controller import current_controller_image, ensure_controller_image
+from bursting.image.controller import (
+    current_controller_image,
+    ensure_controller_image,
+    version_reference,
+)
 from bursting.image.controller_key import UID
 from bursting.image.manifest import ImageInfo
+from bursting.image.tools import image_id
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -112,6 +117,8 @@ def test_a_second_ensure_reuses_the_cached_image(controller_image: ImageInfo) ->
     assert again.manifest["built_at"] == controller_image.manifest["built_at"]
     assert elapsed < 10, f"a cached ensure_controller_image took {elapsed:.1f}s"
     assert current_controller_image() == again
+    # The chart's default image (its appVersion tag) is this checkout's.
+    assert image_id(version_reference()) == again.image_id
 
 
 def test_the_image_holds_the_controller_but_not_the_payload_or_airflow(
