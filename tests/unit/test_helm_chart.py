@@ -381,8 +381,9 @@ def test_the_config_points_at_files_mounted_from_the_right_secrets(
     assert config["store"] == {"url": "sqlite:////var/lib/bursting/state.db"}
 
 
-@pytest.mark.parametrize("name", ["defaults", "chart-secrets", "existing-secrets", "monitoring"])
+@pytest.mark.parametrize("name", VALUE_SETS)
 def test_the_rendered_config_is_one_the_controller_accepts(chart: Chart, name: str) -> None:
+    """Including leader_election and Kubernetes clouds: config.py's own checks, not the chart's."""
     config = parse_config(controller_config(render(chart, VALUE_SETS[name])), "rendered")
     assert config.metrics.listen == "0.0.0.0:9187"
     assert config.pool.token_dir == Path("/etc/bursting/tokens.d")
