@@ -105,8 +105,9 @@ class PoolSnapshot:
     collector_started_at: float | None = None
     schedd_started_at: float | None = None
     advertise_interval: float = 300.0
-    # (queued_at, started_at) of each running job: a job's wait from queue entry to start.
-    job_starts: tuple[tuple[float, float], ...] = ()
+    # (job id, queued_at, first started_at) of each running job: its wait from queue entry to
+    # start (jobs that start and end between two snapshots come from the schedd's history).
+    job_starts: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def idle_jobs(self) -> int:

@@ -105,7 +105,7 @@ class FakePool:
             ),
             busy_hosts=busy,
             job_starts=tuple(
-                (j.idle_since, j.started_at)
+                (str(j.id), j.idle_since, j.started_at)
                 for j in self.jobs
                 if j.started_at is not None and j.done_at is None
             ),

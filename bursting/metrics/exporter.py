@@ -19,6 +19,8 @@ from bursting.metrics.health import Readiness, readiness
 from bursting.metrics.status import status_document
 from bursting.metrics.tally import Tally
 from bursting.metrics.view import View, build_view
+from bursting.metrics.waits import StartSource, WaitTracker
+from bursting.model import PoolSnapshot
 
 log = logging.getLogger("bursting.metrics")
 RECENT_DECISIONS = 20
@@ -52,7 +54,10 @@ class Exporter:
             campaigns if campaigns is not None or not isinstance(pool, CampaignSource) else pool
         )
         self.campaigns = None if source is None else CampaignTracker(source)
-        self._latest = _Latest(None, Tally(since=controller.started_at))
+        self.waits = WaitTracker(
+            controller.started_at, pool if isinstance(pool, StartSource) else None
+        )
+        self._latest = _Latest(None, Tally())
         registry.register(BurstingCollector(self.scrape))
         controller.subscribe(self.on_cycle)
 
@@ -76,10 +81,19 @@ class Exporter:
             ],
         )
         latest = self._latest
-        campaigns = latest.campaigns
+        campaigns, waits = latest.campaigns, []
         if report.pool is not None:  # an unreadable pool: keep the last counts, not zeros
             campaigns = self._campaigns(campaigns)
-        self._latest = _Latest(view, latest.tally.after(record, report.pool), campaigns)
+            waits = self._waits(report.pool)
+        self._latest = _Latest(view, latest.tally.after(record, waits), campaigns)
+
+    def _waits(self, pool: PoolSnapshot) -> list[float]:
+        waits = self.waits.from_snapshot(pool)
+        try:
+            waits += self.waits.from_history(self.controller.clock.now())
+        except BurstingError as exc:  # read again from the same place next cycle
+            log.warning("cannot read the jobs that left the queue: %s", exc)
+        return waits
 
     def _campaigns(self, last: tuple[CampaignRow, ...] | None) -> tuple[CampaignRow, ...] | None:
         if self.campaigns is None:

@@ -1,6 +1,6 @@
 """Counters and histograms that grow cycle by cycle, folded from each cycle record. Pure.
 
-`Tally.after(record, pool)` returns a new tally; the old one is never changed, so a scrape can
+`Tally.after(record, waits)` returns a new tally; the old one is never changed, so a scrape can
 read whichever tally is current without a lock.
 """
 
@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 
 from bursting.cycle import CycleRecord
 from bursting.metrics.labels import KINDS, OUTCOMES, REASONS, error_class_name, known
-from bursting.model import PoolSnapshot
 
 # Booting a VM takes tens of seconds to many minutes; joining seconds to minutes.
 LATENCY_BUCKETS = (5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0)
@@ -59,9 +58,8 @@ def _observe(
 
 @dataclass(frozen=True)
 class Tally:
-    """Everything counted since the controller started. `since`: job starts after it count."""
+    """Everything counted since the controller started."""
 
-    since: float
     cycles: int = 0
     actions: Mapping[tuple[str, str, str, str], int] = field(default_factory=dict)
     orphans_reaped: Mapping[str, int] = field(default_factory=dict)
@@ -71,8 +69,9 @@ class Tally:
     job_wait: Histogram = Histogram(WAIT_BUCKETS)
     cycle_seconds: Histogram = Histogram(CYCLE_BUCKETS)
 
-    def after(self, record: CycleRecord, pool: PoolSnapshot | None) -> Tally:
-        """This tally with one more completed cycle counted in."""
+    def after(self, record: CycleRecord, waits: Iterable[float] = ()) -> Tally:
+        """This tally with one more completed cycle counted in, and the waits of the jobs that
+        started since the last one (bursting.metrics.waits)."""
         actions = dict(self.actions)
         orphans = dict(self.orphans_reaped)
         for a in record.actions:
@@ -97,20 +96,14 @@ class Tally:
                 boot = _observe(boot, t.cloud, [t.age], LATENCY_BUCKETS)
             if t.before == "joining" and t.after == "running":
                 join = _observe(join, t.cloud, [t.in_before], LATENCY_BUCKETS)
-        waits: list[float] = []
-        since = self.since
-        if pool is not None:
-            waits = [max(0.0, s - q) for q, s in pool.job_starts if self.since < s <= pool.taken_at]
-            since = max(self.since, pool.taken_at)
         return replace(
             self,
-            since=since,
             cycles=self.cycles + 1,
             actions=actions,
             orphans_reaped=orphans,
             read_failures=failures,
             boot=boot,
             join=join,
-            job_wait=self.job_wait.observe(waits),
+            job_wait=self.job_wait.observe(list(waits)),
             cycle_seconds=self.cycle_seconds.observe([record.seconds]),
         )

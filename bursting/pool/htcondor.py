@@ -56,6 +56,7 @@ JOB_PROJECTION = [
     "Requirements",
     "EnteredCurrentStatus",
     "QDate",
+    "JobStartDate",
     # referenced by the default RequestMemory/RequestDisk expressions
     "RemoteHost",
     "MemoryUsage",
@@ -519,26 +520,35 @@ class HTCondorPool:
                 counts[key] = counts.get(key, 0) + 1
         return counts
 
-    def campaign_history(
-        self, after: str | None, since: float
-    ) -> tuple[tuple[tuple[str, str, JobState, float], ...], str | None]:
-        """(job id, campaign, state, when it left the queue) of campaign jobs the history
-        recorded after the record `after` (what the previous call returned), or without one
-        since `since`, newest first; and the newest record of the whole history, to pass next
-        time. The bindings hold the GIL while the schedd reads its history, so each call reads
-        only what is new; a record read twice (written between the two reads) is the caller's
-        to skip by its id."""
+    def _history_since(
+        self, constraint: str, projection: list[str], after: str | None, since: float
+    ) -> tuple[list[classad2.ClassAd], str | None]:
+        """History records matching `constraint` written after the record `after` (what the
+        previous call returned), or without one since `since`, newest first; and the newest
+        record of the whole history, to pass next time. The bindings hold the GIL while the
+        schedd reads its history, so each call reads only what is new; a record read twice
+        (written between the two reads) is the caller's to skip by its id."""
         newest = self._schedd_call(
             "schedd history", lambda s: s.history(None, projection=["ClusterId", "ProcId"], match=1)
         )
         stop = after if after is not None else f"EnteredCurrentStatus < {int(since)}"
         ads = self._schedd_call(
             "schedd history",
-            lambda s: s.history(
-                f"{CAMPAIGN_ATTRIBUTE} =!= undefined",
-                projection=[*CAMPAIGN_PROJECTION, "EnteredCurrentStatus"],
-                since=stop,
-            ),
+            lambda s: s.history(constraint, projection=projection, since=stop),
+        )
+        cursor = f"{int(newest[0]['ClusterId'])}.{int(newest[0]['ProcId'])}" if newest else after
+        return [ad for ad in ads if "ProcId" in ad], cursor
+
+    def campaign_history(
+        self, after: str | None, since: float
+    ) -> tuple[tuple[tuple[str, str, JobState, float], ...], str | None]:
+        """(job id, campaign, state, when it left the queue) of campaign jobs that left the
+        queue after `after` / since `since` (see _history_since)."""
+        ads, cursor = self._history_since(
+            f"{CAMPAIGN_ATTRIBUTE} =!= undefined",
+            [*CAMPAIGN_PROJECTION, "EnteredCurrentStatus"],
+            after,
+            since,
         )
         left = tuple(
             (
@@ -548,10 +558,26 @@ class HTCondorPool:
                 float(ad.get("EnteredCurrentStatus", 0) or 0),
             )
             for ad in ads
-            if isinstance(ad.get(CAMPAIGN_ATTRIBUTE), str) and "ProcId" in ad
+            if isinstance(ad.get(CAMPAIGN_ATTRIBUTE), str)
         )
-        cursor = f"{int(newest[0]['ClusterId'])}.{int(newest[0]['ProcId'])}" if newest else after
         return left, cursor
+
+    def started_history(
+        self, after: str | None, since: float
+    ) -> tuple[tuple[tuple[str, float, float], ...], str | None]:
+        """(job id, queued at, first started at) of jobs that ran and left the queue after
+        `after` / since `since` (see _history_since): the waits of jobs too short to be seen
+        running in a snapshot."""
+        ads, cursor = self._history_since(
+            "JobStartDate > 0", ["ClusterId", "ProcId", "QDate", "JobStartDate"], after, since
+        )
+        started = tuple(
+            (f"{int(ad['ClusterId'])}.{int(ad['ProcId'])}", queued, first)
+            for ad in ads
+            if (first := _epoch(ad.get("JobStartDate"))) is not None
+            and (queued := _epoch(ad.get("QDate"))) is not None
+        )
+        return started, cursor
 
     def remove(self, cluster_id: int, reason: str = "removed by bursting") -> None:
         self._schedd_call(
@@ -691,7 +717,7 @@ def build_snapshot(
     idle: dict[JobShape, list[float]] = defaultdict(list)
     counts: dict[tuple[str, JobShape], list[int]] = defaultdict(lambda: [0, 0, 0])
     busy: set[str] = set()
-    starts: list[tuple[float, float]] = []
+    starts: list[tuple[str, float, float]] = []
     for ad in jobs:
         if "ProcId" not in ad:
             backlog = factory_backlog(ad)
@@ -709,7 +735,9 @@ def build_snapshot(
             counts[(owner, shape)][0] += 1
         elif status == 2:
             counts[(owner, shape)][1] += 1
-            starts.append((float(ad.get("QDate", entered) or entered), entered))
+            first = float(ad.get("JobStartDate", entered) or entered)
+            job_id = f"{int(ad.get('ClusterId', 0))}.{int(ad.get('ProcId', 0))}"
+            starts.append((job_id, float(ad.get("QDate", first) or first), first))
             host = ad.get("RemoteHost")
             if isinstance(host, str) and "@" in host:
                 busy.add(host.split("@", 1)[1])

@@ -117,6 +117,14 @@ def test_two_execute_nodes_run_every_job(
     assert hosts == {devpool.startd_name(first), devpool.startd_name(second)}
     assert len(list(campaign["dir"].glob("pi.*.json"))) == 72
     assert htcondor.snapshot().idle_jobs == 0
+    # The history tells each finished job's queue and first start times (job wait metric).
+    queued = min(j.queued_at for j in jobs if j.queued_at)
+    started, cursor = htcondor.started_history(None, queued - 1)
+    ours = {job_id: (q, s) for job_id, q, s in started if job_id in {j.job_id for j in jobs}}
+    assert len(ours) == 72 and cursor is not None
+    assert all(q <= s for q, s in ours.values())
+    again, _ = htcondor.started_history(cursor, queued - 1)
+    assert not {job_id for job_id, *_ in again} & set(ours)  # only what is new since the cursor
 
 
 def test_drain_lets_the_running_job_finish_then_the_node_leaves(

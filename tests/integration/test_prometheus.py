@@ -280,6 +280,10 @@ def test_prometheus_tells_the_story_of_a_burst_and_every_panel_has_data(
         )
         done = f'bursting_campaign_jobs{{campaign="{campaign}", state="done"}}'
         wait_for(f"Prometheus to see {JOBS} jobs done", lambda: prom.scalar(done) == JOBS, 60)
+        # Each job's wait observed exactly once, whether a cycle saw it running or only the
+        # schedd's history shows it (started and ended between two cycles).
+        waits = 'bursting_job_wait_seconds_count{job="bursting"}'
+        wait_for(f"{JOBS} job waits observed", lambda: prom.scalar(waits) == JOBS, 60)
     finally:
         htcondor.remove(impossible)
     finished = time.time()
