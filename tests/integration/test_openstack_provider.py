@@ -63,11 +63,10 @@ def spec(pool_id: str) -> InstanceSpec:
 @pytest.fixture
 def private(devcloud: Any) -> Iterator[tuple[Any, Any, str]]:
     """(admin, the private project's id, a pool id); the quota restored and servers gone after."""
-    from bursting.devcloud import ADMIN_CLOUD, PRIVATE_CLOUD
-    from tests.contract.openstack_harness import _connect
+    from bursting.devcloud import ADMIN_CLOUD, PRIVATE_CLOUD, connect
 
-    admin = _connect(devcloud.clouds_yaml, ADMIN_CLOUD)
-    project = _connect(devcloud.clouds_yaml, PRIVATE_CLOUD).current_project_id
+    admin = connect(devcloud.clouds_yaml, ADMIN_CLOUD)
+    project = connect(devcloud.clouds_yaml, PRIVATE_CLOUD).current_project_id
     before = admin.compute.get_quota_set(project)
     pool_id = f"pv{uuid.uuid4().hex[:6]}"
     yield admin, project, pool_id
