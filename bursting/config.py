@@ -229,6 +229,77 @@ class MetricsConfig(_Strict):
         return value
 
 
+LEASE_NAME_PATTERN = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"  # a DNS-1123 subdomain
+NAMESPACE_PATTERN = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"  # a DNS-1123 label
+JITTER = 1.2  # a standby waits up to this many retry periods between tries (as client-go)
+
+
+class LeaderElectionConfig(_Strict):
+    """Replicas of `bursting run` elect one leader through a coordination.k8s.io/v1 Lease; only
+    the leader acts. Off by default: a single replica needs no Lease (and no Kubernetes)."""
+
+    enabled: bool = False
+    lease_name: str = "bursting-controller"
+    # None: the pod's own namespace (in-cluster), or the kubeconfig context's namespace.
+    namespace: str | None = None
+    # None: this pod's ServiceAccount (in-cluster config).
+    kubeconfig: Path | None = None
+    context: Annotated[str, Field(min_length=1)] | None = None
+    # The Lease's own field is whole seconds; the other two are how client-go spells them.
+    lease_duration_seconds: Annotated[int, Field(ge=1, le=3600)] = 15
+    renew_deadline_seconds: Annotated[float, Field(gt=0)] = 10.0
+    retry_period_seconds: Annotated[float, Field(gt=0)] = 2.0
+
+    @field_validator("lease_name")
+    @classmethod
+    def _lease_name(cls, value: str) -> str:
+        if not re.fullmatch(LEASE_NAME_PATTERN, value):
+            raise ValueError(
+                f"{value!r} is not a Kubernetes object name; use lowercase letters, digits, "
+                "'-' and '.', starting and ending with a letter or digit (at most 253)"
+            )
+        return value
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(NAMESPACE_PATTERN, value):
+            raise ValueError(
+                f"{value!r} is not a Kubernetes namespace; use lowercase letters, digits and "
+                "'-', starting and ending with a letter or digit (at most 63), or leave it "
+                "out for the pod's own namespace"
+            )
+        return value
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    # client-go's rules, each reported on the field to change.
+    @field_validator("renew_deadline_seconds")
+    @classmethod
+    def _before_expiry(cls, value: float, info: ValidationInfo) -> float:
+        lease = info.data.get("lease_duration_seconds")
+        if lease is not None and value >= lease:
+            raise ValueError(
+                f"must be below lease_duration_seconds ({lease}), got {value:g}: a leader must "
+                "stop acting before its Lease can pass to a standby"
+            )
+        return value
+
+    @field_validator("retry_period_seconds")
+    @classmethod
+    def _retried_in_time(cls, value: float, info: ValidationInfo) -> float:
+        deadline = info.data.get("renew_deadline_seconds")
+        if deadline is not None and value * JITTER >= deadline:
+            raise ValueError(
+                f"must be below renew_deadline_seconds / {JITTER} ({deadline / JITTER:g}), got "
+                f"{value:g}: a failed renewal must be retried before the deadline"
+            )
+        return value
+
+
 class Config(_Strict):
     pool: PoolConfig = PoolConfig()
     workers: WorkersConfig = WorkersConfig()
@@ -236,6 +307,7 @@ class Config(_Strict):
     policy: PolicyConfig = PolicyConfig()
     store: StoreConfig = StoreConfig()
     metrics: MetricsConfig = MetricsConfig()
+    leader_election: LeaderElectionConfig = LeaderElectionConfig()
 
     @model_validator(mode="after")
     def _unique_clouds(self) -> Config:
