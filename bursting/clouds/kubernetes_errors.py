@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bursting.clouds.openstack_errors import Redactor, retry_after
+from bursting.clouds.openstack_errors import Redactor
 from bursting.errors import (
     AuthError,
     BurstingError,
@@ -43,6 +43,16 @@ def message_of(exc: BaseException) -> str:
     text = str(reason) if reason and status_of(exc) else str(exc)
     text = " ".join(text.split())
     return text[:500] if text else type(exc).__name__
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The Retry-After seconds the API server sent (it sends seconds, with 429 and 5xx)."""
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
 
 
 def is_quota_refusal(status: int | None, message: str) -> bool:
