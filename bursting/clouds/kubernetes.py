@@ -178,6 +178,11 @@ class KubernetesProvider:
         return CloudSnapshot(self.name, self.clock.now(), tuple(listed), self.quota())
 
     def create(self, spec: InstanceSpec) -> CloudInstance:
+        if spec.flavor.name not in {flavor.name for flavor in self.config.flavors}:
+            raise PermanentError(
+                f"{self.name}: no pod size {spec.flavor.name!r} is configured for this cloud; "
+                "add it to the cloud's flavors"
+            )
         self._check_token_secret()
         try:
             manifest = pod_manifest(spec, self.settings)
