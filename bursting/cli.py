@@ -316,7 +316,12 @@ def run(
     setup_logging()
     settings = _config(config)
     calls = CloudCalls()
-    controller = build_controller(settings, calls=calls)
+    elector = None
+    if settings.leader_election.enabled:  # only then is a Kubernetes client loaded at all
+        from bursting.leader.elector import build_elector
+
+        elector = build_elector(settings.leader_election)
+    controller = build_controller(settings, calls=calls, leadership=elector)
     try:
         server = MetricsServer(
             settings.metrics.listen, Exporter(controller, calls, CollectorRegistry())
@@ -332,11 +337,15 @@ def run(
     signal.signal(signal.SIGINT, stop)
     try:
         server.start()
+        if elector is not None:
+            elector.start()
         controller.start()
         controller.run_forever(cycles)
     finally:
         server.stop()
         controller.close()
+        if elector is not None:  # after the loop has stopped: a standby may take over at once
+            elector.stop(release=True)
 
 
 @app.command("plan")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
+from typing import Protocol
 
 from bursting.clock import Clock, SystemClock
 from bursting.clouds.base import CloudProvider
@@ -50,6 +51,20 @@ from bursting.workers import WorkerFactory
 
 log = logging.getLogger("bursting.controller")
 WorkerSpecs = Callable[[str, str, Flavor], WorkerSpec]
+STANDBY_POLL_SECONDS = 0.1  # how soon a standby starts cycling once it leads
+
+
+class Leadership(Protocol):
+    """Whether this replica may act (bursting.leader's elector); asked right before every
+    cycle and every cloud or pool action."""
+
+    def leading(self) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
+class NotLeading(TransientError):
+    """This replica stopped leading: the action was not carried out (the leader will)."""
 
 
 def new_instance_id(pool_id: str) -> Callable[[str], str]:
@@ -67,8 +82,10 @@ class Controller:
         clock: Clock,
         new_id: Callable[[str], str] | None = None,
         workers: WorkerSpecs | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.config = config
+        self.leadership = leadership  # None: the only replica, always acting
         self.pool = pool
         self.clouds = dict(clouds)
         self.store = store
@@ -223,7 +240,12 @@ class Controller:
         report.record = build_record(report, self.clock.now(), self.store.spent(), dry_run=True)
         return report
 
+    def leading(self) -> bool:
+        return self.leadership is None or self.leadership.leading()
+
     def run_once(self) -> CycleReport:
+        if not self.leading():
+            raise NotLeading("not the leader: this replica does not act")
         report = self.dry_run()
         now, plan = report.started_at, report.plan
         # Spend first, over the instances as they were since the last accrual.
@@ -266,6 +288,9 @@ class Controller:
             if running is not None and not running.done():
                 report.skipped.append(action)  # the previous cycle's call for it is still out
                 continue
+            if not self.leading():
+                report.skipped.append(action)  # leadership lost mid-cycle: act no more
+                continue
             future = self._calls.submit(self._perform, action)
             self._in_flight[action.instance_id] = future
             started[future] = action
@@ -293,6 +318,8 @@ class Controller:
         self._in_flight = {k: f for k, f in self._in_flight.items() if not f.done()}
 
     def _perform(self, action: Action) -> None:
+        if not self.leading():  # fencing: asked again right before the call itself
+            raise NotLeading(f"not the leader any more: {action.kind.value} not sent")
         if action.kind is ActionKind.DRAIN:
             if action.worker:
                 self.pool.drain([action.worker])
@@ -370,6 +397,9 @@ class Controller:
     def run_forever(self, cycles: int | None = None) -> None:
         count = 0
         while not self.stopping.is_set():
+            if not self.leading():
+                self._pause(STANDBY_POLL_SECONDS)
+                continue
             began = self.clock.now()
             try:
                 self.run_once()
@@ -379,12 +409,14 @@ class Controller:
             count += 1
             if cycles is not None and count >= cycles:
                 break
-            pause = self.config.policy.interval_seconds - (self.clock.now() - began)
-            if pause > 0:
-                if isinstance(self.clock, SystemClock):
-                    self.stopping.wait(pause)
-                else:
-                    self.clock.sleep(pause)
+            self._pause(self.config.policy.interval_seconds - (self.clock.now() - began))
+
+    def _pause(self, seconds: float) -> None:
+        if seconds > 0:
+            if isinstance(self.clock, SystemClock):
+                self.stopping.wait(seconds)
+            else:
+                self.clock.sleep(seconds)
 
     def close(self) -> None:
         self.stopping.set()

@@ -11,7 +11,7 @@ from bursting.clock import Clock, SystemClock
 from bursting.clouds.base import CloudProvider, ProviderContext
 from bursting.clouds.registry import cloud_type
 from bursting.config import Config
-from bursting.controller import Controller
+from bursting.controller import Controller, Leadership
 from bursting.metrics.calls import CloudCalls
 from bursting.pool.htcondor import HTCondorPool
 from bursting.store import open_store
@@ -52,7 +52,10 @@ def build_clouds(config: Config, clock: Clock) -> dict[str, CloudProvider]:
 
 
 def build_controller(
-    config: Config, clock: Clock | None = None, calls: CloudCalls | None = None
+    config: Config,
+    clock: Clock | None = None,
+    calls: CloudCalls | None = None,
+    leadership: Leadership | None = None,
 ) -> Controller:
     """Every provider is wrapped once in the instrumented one, so each cloud call is counted,
     timed and its error classed (into `calls`, which the metrics exporter reads)."""
@@ -64,4 +67,5 @@ def build_controller(
         {name: calls.wrap(p) for name, p in build_clouds(config, clock).items()},
         open_store(config.store.url),
         clock,
+        leadership=leadership,
     )

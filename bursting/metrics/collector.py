@@ -36,6 +36,7 @@ class Scrape:
     calls: CallCounts
     last_success_at: float | None
     campaigns: tuple[CampaignRow, ...] | None = None
+    leading: bool | None = None  # None: no leader election (the only replica)
 
 
 def _histogram(
@@ -74,6 +75,12 @@ def _process(scrape: Scrape) -> Iterator[Metric]:
     )
     info.add_metric([__version__, platform.python_version()], 1.0)
     yield info
+    if scrape.leading is not None:
+        yield GaugeMetricFamily(
+            "bursting_leader",
+            "1 while this replica holds the leader election Lease and acts; 0 on a standby.",
+            value=float(scrape.leading),
+        )
     if scrape.last_success_at is not None:
         yield GaugeMetricFamily(
             "bursting_last_successful_cycle_timestamp_seconds",

@@ -113,10 +113,14 @@ class Exporter:
             calls=self.calls.counts(),
             last_success_at=self.controller.last_success_at,
             campaigns=latest.campaigns,
+            leading=None if self.controller.leadership is None else self.controller.leading(),
         )
 
     def readiness(self) -> Readiness:
         controller = self.controller
+        if controller.leadership is not None and not controller.leading():
+            # A standby completes no cycles, yet it is what it should be: ready to take over.
+            return Readiness(True, controller.leadership.describe())
         return readiness(
             now=controller.clock.now(),
             interval=controller.config.policy.interval_seconds,

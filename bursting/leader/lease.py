@@ -1,0 +1,177 @@
+"""The Lease API edge: reaching the cluster (kubeconfig or in-cluster), reading and writing the
+coordination.k8s.io/v1 Lease, and turning its spec into a LeaseRecord and back.
+
+Only the verbs the chart's Role grants: create, and get/update on the named Lease. Every call has
+a timeout; the client's own retries are off (the elector retries every retry period).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from bursting.config import LeaderElectionConfig
+from bursting.errors import ConfigError
+from bursting.leader.decision import LeaseRecord
+
+IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+WHERE = "leader_election"
+
+
+class Conflict(Exception):
+    """Someone else created or wrote the Lease since we read it (HTTP 409)."""
+
+
+def identity() -> str:
+    """This replica's name in the Lease: the pod's name (the chart sets POD_NAME), else
+    hostname-pid, unique among processes on one host."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class LeaseApi:
+    """One named Lease in one namespace, through the real client."""
+
+    api: client.CoordinationV1Api
+    name: str
+    namespace: str
+    timeout: float
+
+    def read(self) -> client.V1Lease | None:
+        """The Lease, or None if it does not exist."""
+        try:
+            return self.api.read_namespaced_lease(
+                self.name, self.namespace, _request_timeout=self.timeout
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create(self, record: LeaseRecord) -> client.V1Lease:
+        body = client.V1Lease(
+            metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
+            spec=spec_of(record),
+        )
+        return self._conflicts(
+            lambda: self.api.create_namespaced_lease(
+                self.namespace, body, _request_timeout=self.timeout
+            )
+        )
+
+    def replace(self, read: client.V1Lease, record: LeaseRecord) -> client.V1Lease:
+        """Write `record` over the Lease as `read` (its resourceVersion: a write in between
+        makes this a Conflict, never a silent overwrite)."""
+        body = client.V1Lease(metadata=read.metadata, spec=spec_of(record))
+        return self._conflicts(
+            lambda: self.api.replace_namespaced_lease(
+                self.name, self.namespace, body, _request_timeout=self.timeout
+            )
+        )
+
+    @staticmethod
+    def _conflicts(call: Any) -> client.V1Lease:
+        try:
+            result: client.V1Lease = call()
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(exc.reason) from None
+            raise
+        return result
+
+
+def _time(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _moment(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def record_of(lease: client.V1Lease | None) -> LeaseRecord | None:
+    if lease is None:
+        return None
+    spec = lease.spec or client.V1LeaseSpec()
+    return LeaseRecord(
+        holder=spec.holder_identity or "",
+        duration_seconds=spec.lease_duration_seconds or 0,
+        acquired_at=_time(spec.acquire_time),
+        renewed_at=_time(spec.renew_time),
+        transitions=spec.lease_transitions or 0,
+    )
+
+
+def spec_of(record: LeaseRecord) -> client.V1LeaseSpec:
+    return client.V1LeaseSpec(
+        holder_identity=record.holder,
+        lease_duration_seconds=record.duration_seconds,
+        acquire_time=_moment(record.acquired_at),
+        renew_time=_moment(record.renewed_at),
+        lease_transitions=record.transitions,
+    )
+
+
+def connect(settings: LeaderElectionConfig, timeout: float) -> LeaseApi:
+    """The Lease API as `settings` say: a kubeconfig (and context), else this pod's
+    ServiceAccount. Problems are ConfigErrors naming the leader_election field to fix."""
+    configuration = client.Configuration()
+    namespace = settings.namespace
+    try:
+        if settings.kubeconfig is not None:
+            if not settings.kubeconfig.is_file():
+                raise ConfigError(
+                    WHERE, [f"kubeconfig: no file {settings.kubeconfig}; fix the path"]
+                )
+            namespace = namespace or _context_namespace(settings.kubeconfig, settings.context)
+            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(settings.kubeconfig),
+                context=settings.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        else:
+            kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+            if namespace is None and IN_CLUSTER_NAMESPACE.is_file():
+                namespace = IN_CLUSTER_NAMESPACE.read_text().strip()
+    except ConfigException as exc:
+        hint = (
+            "check the file and leader_election.context"
+            if settings.kubeconfig
+            else "not running in a pod: set leader_election.kubeconfig to reach a cluster"
+        )
+        raise ConfigError(WHERE, [f"kubeconfig: {exc}; {hint}"]) from None
+    if namespace is None:
+        raise ConfigError(
+            WHERE, ["namespace: not set and no namespace to default to; set it to the Lease's"]
+        )
+    configuration.retries = 0  # the elector retries every retry period, within its deadline
+    api = client.CoordinationV1Api(client.ApiClient(configuration))
+    return LeaseApi(api, settings.lease_name, namespace, timeout)
+
+
+def _context_namespace(kubeconfig: Path, context: str | None) -> str | None:
+    """The namespace the kubeconfig's chosen context names (None: it names none)."""
+    contexts, active = kube_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig)
+    )
+    chosen = active
+    if context is not None:
+        chosen = next((c for c in contexts if c.get("name") == context), None)
+        if chosen is None:
+            names = ", ".join(sorted(str(c.get("name")) for c in contexts))
+            raise ConfigError(
+                WHERE, [f"context: no context {context!r} in {kubeconfig} (has: {names})"]
+            )
+    found = (chosen or {}).get("context", {}).get("namespace")
+    return str(found) if found else "default"
