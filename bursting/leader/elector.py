@@ -159,8 +159,9 @@ class LeaseElector:
         leading = self.leading()
         if leading != self._was_leading:
             log.warning(
-                "leader election: %s",
-                "now leading" if leading else "stopped leading: acting no more",
+                "leader election: %s %s",
+                self.identity,
+                "now leads" if leading else "stopped leading: it acts no more",
             )
             self._was_leading = leading
 
