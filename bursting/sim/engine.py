@@ -1,0 +1,355 @@
+"""The simulation loop: trace arrivals, cloud and job events, negotiation cycles and controller
+cycles, in simulated time.
+
+Event-driven: a controller cycle runs only at the interval ticks where its plan could differ from
+the last one - after something it observes changed (a job became old enough to count, a worker
+joined, went idle or left, an instance changed state at its cloud), when one of its own deadlines
+falls due (idle timeout, boot/join/drain timeout, a backoff ending), or while its records are
+still moving. A cycle that would see exactly what the previous one saw is skipped: it would plan
+the same nothing. Cycles that do run are the real Controller's `run_once` (the one `bursting run`
+uses: observe, the pure planner, lifecycle, policy, spend, act, record) over the simulated pool,
+clouds and an in-memory store.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from bursting.config import Config, PolicyConfig
+from bursting.controller import Controller
+from bursting.model import Flavor, InstanceState, JobShape, Secret, WorkerSpec
+from bursting.planner import matcher_for
+from bursting.policy.matching import Mismatch
+from bursting.sim.clouds import SimCloud
+from bursting.sim.pool import SimPool
+from bursting.sim.settings import SimSettings
+from bursting.sim.store import MemoryStore
+from bursting.sim.trace import Trace, TraceJob
+from bursting.sim.world import World
+
+S = InstanceState
+T = TypeVar("T")
+SPEND_RECHECK_CYCLES = 10  # with a spend cap and jobs waiting: look again this often
+TIMELINE_POINTS = 2000
+
+
+class Decider(Protocol):
+    """What makes the burst decisions each cycle: our controller, or a baseline."""
+
+    def cycle(self) -> None: ...
+
+
+@dataclass
+class Sample:
+    """One point of the timeline."""
+
+    time: float
+    idle_cores: int
+    running_cores: int
+    capacity: dict[str, int]  # cloud -> cores of its workers in the pool
+    instances: dict[str, int]  # cloud -> instances listed (booting included)
+    cost: float  # cumulative
+
+
+@dataclass
+class SimRun:
+    """Everything a report is made of."""
+
+    config: Config
+    settings: SimSettings
+    trace: Trace
+    pool: SimPool
+    clouds: dict[str, SimCloud]
+    store: MemoryStore | None
+    started_at: float
+    ended_at: float
+    wall_seconds: float
+    cycles: int
+    ticks: int
+    unrunnable: dict[str, int]
+    samples: list[Sample] = field(default_factory=list)
+    instance_counts: list[tuple[float, int]] = field(default_factory=list)
+
+
+def _worker_spec(pool_id: str) -> Callable[[str, str, Flavor], WorkerSpec]:
+    token = Secret("simulated")
+
+    def spec(instance_id: str, cloud: str, flavor: Flavor) -> WorkerSpec:
+        return WorkerSpec(pool_id, instance_id, cloud, flavor, "simulated:9618", token)
+
+    return spec
+
+
+def _counter_ids(pool_id: str) -> Callable[[str], str]:
+    count = [0]
+
+    def new_id(cloud: str) -> str:
+        count[0] += 1
+        return f"{pool_id}-{cloud}-{count[0]:06d}"
+
+    return new_id
+
+
+class InlineCalls:
+    """The controller's executor, run inline: the simulated clouds answer instantly, so thread
+    hand-offs would only cost time and make the order of calls (and so a seed's run) vary."""
+
+    def submit(self, fn: Callable[..., T], /, *args: object) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # the controller reads it from the future, as from a thread
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        return None
+
+
+class OurController:
+    """The project's Controller, run one cycle at a time; after each cycle it asks the world
+    to wake it for its own deadlines."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        config = sim.config
+        self.store = MemoryStore()
+        self.controller = Controller(
+            config,
+            sim.pool,
+            sim.clouds,
+            self.store,
+            sim.world.clock,
+            new_id=_counter_ids(config.pool.id),
+            workers=_worker_spec(config.pool.id),
+        )
+        self.controller._calls.shutdown(wait=False)
+        self.controller._calls = InlineCalls()  # type: ignore[assignment]
+        self.policy = config.policy
+
+    def cycle(self) -> None:
+        report = self.controller.run_once()
+        world, now, policy = self.sim.world, self.sim.world.now, self.policy
+        if report.plan.actions or report.plan.instances != report.before:
+            world.wake(now)  # still settling: look again at the next tick
+        kept_idle = False
+        for instance in self.store.instances():
+            deadline = _deadline(instance.state, instance.state_since, instance.idle_since, policy)
+            if deadline is None:
+                continue
+            if deadline > now:
+                world.wake(deadline)
+            elif instance.state is S.RUNNING:
+                kept_idle = True  # idle past its timeout, kept because jobs could use it
+        self.sim.pool.kept_idle = kept_idle
+        for backoff in self.store.backoffs().values():
+            if backoff.until > now:
+                world.wake(backoff.until)
+        for until in self.controller.paused().values():
+            if until > now:
+                world.wake(until)
+        if policy.spend.max_per_hour is not None and _left_waiting(report.plan.notes):
+            # Spend of the last hour ages out as time passes: the cap may allow more later.
+            world.wake(now + SPEND_RECHECK_CYCLES * policy.interval_seconds)
+
+    def close(self) -> None:
+        self.controller.close()
+
+
+def _left_waiting(notes: list[str]) -> bool:
+    """Whether the planner left demand (or a cloud's floor) without capacity this cycle."""
+    return any("left without capacity" in note or "below min_instances" in note for note in notes)
+
+
+def _deadline(
+    state: InstanceState, since: float, idle_since: float | None, policy: PolicyConfig
+) -> float | None:
+    """When the lifecycle or scale-down could next decide something about this instance."""
+    margin = 1e-3
+    if state is S.RUNNING:
+        return None if idle_since is None else idle_since + policy.idle_seconds
+    if state in (S.REQUESTED, S.BOOTING):
+        return since + policy.boot_timeout_seconds + margin
+    if state is S.JOINING:
+        return since + policy.join_timeout_seconds + margin
+    if state is S.DRAINING:
+        return since + policy.drain_timeout_seconds + margin
+    return None
+
+
+class Simulation:
+    """One replay of a trace under one config and seed."""
+
+    def __init__(
+        self,
+        config: Config,
+        settings: SimSettings,
+        trace: Trace,
+        seed: int = 0,
+        decider: Callable[[Simulation], Decider] = OurController,
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.trace = trace
+        self.seed = seed
+        self.start = trace.start
+        self.world = World(self.start)
+        self.matcher = matcher_for(config)
+        runnable, self.unrunnable = self._classify(trace.jobs)
+        self.jobs = runnable
+        self.pool = SimPool(
+            self.world,
+            runnable,
+            self.matcher,
+            config.policy.min_idle_seconds,
+            settings.claim_reuse,
+        )
+        self.clouds = {
+            c.name: SimCloud(
+                c,
+                settings.cloud(c.name),
+                self.world,
+                self.pool,
+                config.pool.id,
+                seed,
+                self.start,
+                config.policy.join_timeout_seconds,
+            )
+            for c in config.clouds
+            if c.enabled
+        }
+        self.decider = decider(self)
+
+    def _classify(self, jobs: list[TraceJob]) -> tuple[list[TraceJob], dict[str, int]]:
+        """Jobs no flavor of any enabled cloud can run are counted by reason, not queued: they
+        would wait forever (the planner reports them the same way)."""
+        candidates = [
+            (c.name, f.to_flavor()) for c in self.config.clouds if c.enabled for f in c.flavors
+        ]
+        verdicts: dict[JobShape, Mismatch | None] = {}
+        runnable: list[TraceJob] = []
+        unrunnable: dict[str, int] = {}
+        for job in jobs:
+            if job.shape not in verdicts:
+                verdicts[job.shape] = self.matcher.why_not(job.shape, candidates)
+            reason = verdicts[job.shape]
+            if reason is None:
+                runnable.append(job)
+            else:
+                unrunnable[reason.code.value] = unrunnable.get(reason.code.value, 0) + 1
+        return runnable, unrunnable
+
+    def _tick(self, period: float, after: float) -> float:
+        """The first tick of `period` at or after `after`."""
+        if after == math.inf:
+            return math.inf
+        return self.start + math.ceil((after - self.start) / period - 1e-9) * period
+
+    def _linger(self) -> float:
+        """How long after the last job ends the run goes on: idle workers drain and go."""
+        policy = self.config.policy
+        return (
+            min(policy.idle_seconds, 6 * 3600.0)
+            + (policy.missing_cycles_before_gone + 6) * policy.interval_seconds
+            + 600.0
+        )
+
+    def run(self) -> SimRun:
+        began = time.perf_counter()
+        world, pool, jobs = self.world, self.pool, self.jobs
+        interval = self.config.policy.interval_seconds
+        negotiate_every = self.settings.negotiator_interval_seconds
+        longest = max((job.runtime for job in jobs), default=0.0)
+        last_submit = jobs[-1].submit if jobs else self.start
+        hard_end = last_submit + longest + 30 * 86400.0
+        end_at: float | None = None
+        next_job, cycles, ticks = 0, 0, 0
+        last_cycle = last_negotiation = -math.inf
+        samples: list[Sample] = []
+        counts: list[tuple[float, int]] = []
+        span = max(1.0, last_submit - self.start)
+        next_sample = self.start
+        world.wake(self.start)
+        while True:
+            arrival = jobs[next_job].submit if next_job < len(jobs) else math.inf
+            negotiation = (
+                self._tick(negotiate_every, max(world.now, last_negotiation + 1e-6))
+                if pool.negotiation_wanted
+                else math.inf
+            )
+            wake = world.next_wake()
+            cycle = (
+                self._tick(interval, max(wake, last_cycle + 1e-6)) if wake < math.inf else math.inf
+            )
+            now = min(arrival, world.next_event(), negotiation, cycle)
+            limit = end_at if end_at is not None else hard_end
+            if now == math.inf or now > limit:
+                break
+            world.advance_to(now)
+            ticks += 1
+            while world.next_event() <= now:
+                for handler in world.pop_events(now):
+                    handler()
+            while next_job < len(jobs) and jobs[next_job].submit <= now:
+                pool.submit_job(next_job)
+                next_job += 1
+            if negotiation <= now:
+                last_negotiation = now
+                pool.negotiate()
+            if cycle <= now:
+                last_cycle = now
+                world.take_wakes(now)
+                self.decider.cycle()
+                cycles += 1
+                live = sum(len(c.instances) for c in self.clouds.values())
+                if not counts or counts[-1][1] != live:
+                    counts.append((now, live))
+                if now >= next_sample:
+                    samples.append(self._sample(now))
+                    next_sample = now + span / TIMELINE_POINTS
+            if (
+                end_at is None
+                and next_job == len(jobs)
+                and not pool.queue
+                and not pool.running_jobs
+            ):
+                end_at = now + self._linger()
+        ended = min(world.now, end_at if end_at is not None else world.now)
+        samples.append(self._sample(ended))
+        close = getattr(self.decider, "close", None)
+        if close is not None:
+            close()
+        return SimRun(
+            self.config,
+            self.settings,
+            self.trace,
+            pool,
+            self.clouds,
+            getattr(self.decider, "store", None),
+            self.start,
+            ended,
+            time.perf_counter() - began,
+            cycles,
+            ticks,
+            self.unrunnable,
+            samples,
+            counts,
+        )
+
+    def _sample(self, now: float) -> Sample:
+        capacity: dict[str, int] = dict.fromkeys(self.clouds, 0)
+        for worker in self.pool.workers.values():
+            capacity[worker.cloud] = capacity.get(worker.cloud, 0) + worker.flavor.cpus
+        return Sample(
+            now,
+            self.pool.idle_cores,
+            self.pool.running_cores,
+            capacity,
+            {name: len(c.instances) for name, c in self.clouds.items()},
+            sum(c.billing.cost_at(now) for c in self.clouds.values()),
+        )
