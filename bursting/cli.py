@@ -17,6 +17,7 @@ from bursting.cycle import CycleRecord
 from bursting.devcloud.cli import devcloud_app
 from bursting.errors import BurstingError, ConfigError
 from bursting.image.cli import image_app
+from bursting.sim.cli import simulate
 
 if TYPE_CHECKING:
     from bursting.devpool import DevPool
@@ -37,6 +38,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(devpool_app, name="devpool")
 app.add_typer(image_app, name="image")
 app.add_typer(devcloud_app, name="devcloud")
+app.command("simulate")(simulate)
 
 out = Console()
 err = Console(stderr=True)
