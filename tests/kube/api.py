@@ -51,6 +51,10 @@ class Cluster:
         self.history: list[tuple[int, str, Kind, Obj]] = []  # (rv, type, kind, object)
         self.on_removed: list[Callable[[Kind, Obj], None]] = []
         self.propagation: dict[str, str] = {}  # uid of a terminating pod -> its policy
+        self.history_limit = HISTORY
+        # Objects the stand-in itself stored that fail the official schema (its own bugs: the
+        # client's strict models would refuse them); tests assert this stays empty.
+        self.defects: list[str] = []
 
     # ---- helpers -------------------------------------------------------------------------
     def now(self) -> str:
@@ -60,7 +64,10 @@ class Cluster:
         self.revision += 1
         obj["metadata"]["resourceVersion"] = str(self.revision)
         self.history.append((self.revision, event, kind, copy.deepcopy(obj)))
-        del self.history[:-HISTORY]
+        del self.history[: -self.history_limit]
+        if event != "DELETED":
+            for cause in schema_causes(kind, self.shown(kind, obj)):
+                self.defects.append(f"{kind.kind} {obj['metadata'].get('name')}: {cause}")
         self.changed.notify_all()
 
     @staticmethod

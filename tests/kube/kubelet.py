@@ -32,6 +32,7 @@ class Container:
     name: str
     image: str
     handle: Any = None
+    last_handle: Any = None  # the latest run's, for its logs after it ended
     starting: Future[Any] | None = None
     state: dict[str, Any] = field(
         default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}}
@@ -181,8 +182,8 @@ class Kubelet:
         for record in list(self.records.values()):
             if (record.namespace, record.name) == (namespace, name):
                 for container in record.containers.values():
-                    if container.handle is not None and hasattr(self.runner, "logs"):
-                        return str(self.runner.logs(container.handle))
+                    if container.last_handle is not None and hasattr(self.runner, "logs"):
+                        return str(self.runner.logs(container.last_handle))
         return ""
 
     # ---- one pass ------------------------------------------------------------------------
@@ -307,7 +308,7 @@ class Kubelet:
                 return
             future, container.starting = container.starting, None
             try:
-                container.handle = future.result()
+                container.handle = container.last_handle = future.result()
             except ImagePullError as exc:
                 self._pull_failed(pod, container, str(exc), now)
                 return

@@ -148,8 +148,14 @@ class KubeStandIn:
         self._faults.frozen_until = time.monotonic() + seconds
 
     def sync(self) -> None:
-        """Run one pass of the scheduler and kubelet now (they also run every 50 ms)."""
-        self.kubelet.step()
+        """Run the scheduler and kubelet now (they also run every 50 ms): a pass, the
+        containers it started, another pass."""
+        self.kubelet.settle()
+
+    @property
+    def defects(self) -> list[str]:
+        """Objects the stand-in stored that fail the official schema (its own bugs)."""
+        return list(self.cluster.defects)
 
     def requests_matching(self, method: str, path_regex: str) -> list[Request]:
         pattern = re.compile(path_regex)

@@ -28,6 +28,7 @@ def clock() -> FakeClock:
 def kube(tmp_path: Path, clock: FakeClock) -> Iterator[KubeStandIn]:
     with KubeStandIn(tmp_path, clock=clock.now, node_cpus=4, node_memory_mb=8192) as standin:
         yield standin
+    assert standin.defects == []  # everything it stored passes the official schema
 
 
 @pytest.fixture
@@ -345,3 +346,417 @@ def test_freeze_stalls_answers_past_a_client_timeout(
         core.list_namespaced_config_map(NS, _request_timeout=0.1)
     assert time.monotonic() - started < 0.9  # the client gave up (after its retries)
     until(lambda: core.list_namespaced_config_map(NS, _request_timeout=2).items == [], 3)
+
+
+# ---- the node: scheduling, running, status ------------------------------------------------
+def pod(
+    name: str,
+    command: list[str] | None = None,
+    cpu: str = "1",
+    memory: str = "1Gi",
+    restart: str = "Never",
+    **spec: Any,
+) -> client.V1Pod:
+    container: dict[str, Any] = {
+        "name": "main",
+        "image": "worker:1",
+        "resources": {
+            "requests": {"cpu": cpu, "memory": memory},
+            "limits": {"cpu": cpu, "memory": memory},
+        },
+    }
+    if command:
+        container["command"] = command
+    container.update(spec.pop("container", {}))
+    body = {
+        "metadata": {"name": name, "labels": spec.pop("labels", {"app": "worker"})},
+        "spec": {"restartPolicy": restart, "containers": [container], **spec},
+    }
+    return client.V1Pod.from_dict(body)
+
+
+def phase(core: client.CoreV1Api, name: str) -> str:
+    return str(core.read_namespaced_pod(name, NS).status.phase)
+
+
+def events(core: client.CoreV1Api, name: str) -> list[client.CoreV1Event]:
+    selector = f"involvedObject.kind=Pod,involvedObject.name={name}"
+    return list(core.list_namespaced_event(NS, field_selector=selector).items)
+
+
+def test_a_scheduled_pod_runs_and_its_status_follows_the_container(
+    core: client.CoreV1Api, kube: KubeStandIn
+) -> None:
+    core.create_namespaced_pod(NS, pod("ok", ["sh", "-c", "sleep 0.3"]))
+    core.create_namespaced_pod(NS, pod("bad", ["sh", "-c", "exit 3"]))
+    created = core.read_namespaced_pod("ok", NS)
+    assert created.status.phase == "Pending" and created.status.qos_class == "Guaranteed"
+    assert created.spec.termination_grace_period_seconds == 30  # the server's defaults
+    until(lambda: phase(core, "ok") == "Running")
+    running = core.read_namespaced_pod("ok", NS)
+    assert running.spec.node_name == "standin-node"
+    (status,) = running.status.container_statuses
+    assert status.ready and status.state.running.started_at is not None
+    assert {c.type: c.status for c in running.status.conditions}["Ready"] == "True"
+    until(lambda: phase(core, "ok") == "Succeeded")
+    until(lambda: phase(core, "bad") == "Failed")
+    (ended,) = core.read_namespaced_pod("bad", NS).status.container_statuses
+    assert (ended.state.terminated.exit_code, ended.state.terminated.reason) == (3, "Error")
+    assert {e.reason for e in events(core, "ok")} >= {"Scheduled", "Pulling", "Started"}
+
+
+def test_a_pod_that_does_not_fit_stays_pending_unschedulable_with_the_schedulers_event(
+    core: client.CoreV1Api, kube: KubeStandIn
+) -> None:
+    core.create_namespaced_pod(NS, pod("big", cpu="3"))
+    core.create_namespaced_pod(NS, pod("second", cpu="3"))
+    kube.sync()
+    assert phase(core, "big") == "Running"
+    waiting = core.read_namespaced_pod("second", NS)
+    assert waiting.status.phase == "Pending" and waiting.spec.node_name is None
+    (scheduled,) = [c for c in waiting.status.conditions if c.type == "PodScheduled"]
+    assert (scheduled.status, scheduled.reason) == ("False", "Unschedulable")
+    assert scheduled.message.startswith("0/1 nodes are available: 1 Insufficient cpu.")
+    (event,) = [e for e in events(core, "second") if e.reason == "FailedScheduling"]
+    assert (event.type, event.message) == ("Warning", scheduled.message)
+    core.delete_namespaced_pod("big", NS, grace_period_seconds=0)
+    until(lambda: phase(core, "second") == "Running")  # capacity freed: scheduled now
+
+
+def test_memory_and_unknown_resources_are_insufficient_too(
+    core: client.CoreV1Api, kube: KubeStandIn
+) -> None:
+    core.create_namespaced_pod(NS, pod("huge", cpu="1", memory="9Gi"))
+    gpu = pod("gpu")
+    gpu.spec.containers[0].resources.limits["nvidia.com/gpu"] = "1"
+    core.create_namespaced_pod(NS, gpu)
+    kube.sync()
+    for name, missing in (("huge", "memory"), ("gpu", "nvidia.com/gpu")):
+        (condition,) = core.read_namespaced_pod(name, NS).status.conditions
+        assert condition.message.startswith(f"0/1 nodes are available: 1 Insufficient {missing}.")
+
+
+def test_node_selector_and_taints_decide_where_pods_may_go(tmp_path: Path) -> None:
+    taint = {"key": "dedicated", "value": "batch", "effect": "NoSchedule"}
+    with KubeStandIn(tmp_path, node_labels={"pool": "batch"}, node_taints=[taint]) as kube:
+        core = client.CoreV1Api(kube_client(kube))
+        toleration = {
+            "key": "dedicated",
+            "operator": "Equal",
+            "value": "batch",
+            "effect": "NoSchedule",
+        }
+        core.create_namespaced_pod(NS, pod("untolerated"))
+        core.create_namespaced_pod(
+            NS, pod("elsewhere", node_selector={"pool": "gpu"}, tolerations=[toleration])
+        )
+        core.create_namespaced_pod(
+            NS, pod("fits", node_selector={"pool": "batch"}, tolerations=[toleration])
+        )
+        kube.sync()
+        messages = {
+            name: core.read_namespaced_pod(name, NS).status.conditions[0].message
+            for name in ("untolerated", "elsewhere")
+        }
+        assert messages["untolerated"].startswith(
+            "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: batch}."
+        )
+        assert messages["elsewhere"].startswith(
+            "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+        )
+        assert phase(core, "fits") == "Running"
+        node = core.read_node("standin-node")
+        assert node.metadata.labels["pool"] == "batch" and node.spec.taints[0].key == "dedicated"
+
+
+def test_an_image_that_cannot_be_pulled_waits_with_err_image_pull_then_back_off(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    from tests.kube.runners import SubprocessRunner
+
+    runner = SubprocessRunner(tmp_path / "pods", images={"worker:1": ["sleep", "30"]})
+    with KubeStandIn(tmp_path, clock=clock.now, runner=runner) as kube:
+        core = client.CoreV1Api(kube_client(kube))
+        missing = pod("missing")
+        missing.spec.containers[0].image = "registry.invalid/nope:1"
+        core.create_namespaced_pod(NS, missing)
+        core.create_namespaced_pod(NS, pod("present"))
+        kube.sync()
+        (status,) = core.read_namespaced_pod("missing", NS).status.container_statuses
+        assert status.state.waiting.reason == "ErrImagePull"
+        assert "registry.invalid/nope:1" in status.state.waiting.message
+        clock.advance(2)
+        kube.sync()
+        (status,) = core.read_namespaced_pod("missing", NS).status.container_statuses
+        assert status.state.waiting.reason == "ImagePullBackOff"
+        assert phase(core, "missing") == "Pending" and phase(core, "present") == "Running"
+        reasons = [(e.reason, e.message) for e in events(core, "missing")]
+        assert ("Failed", "Error: ErrImagePull") in reasons
+        assert ("Failed", "Error: ImagePullBackOff") in reasons
+
+
+def test_config_map_and_secret_volumes_and_env_reach_the_container(
+    core: client.CoreV1Api, kube: KubeStandIn
+) -> None:
+    core.create_namespaced_secret(
+        NS,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="pool"), string_data={"token": "s3cret"}),
+    )
+    script = (
+        'cat "$STANDIN_ROOT/etc/condor/config.d/50-worker.conf"; '
+        'stat -c %a "$STANDIN_ROOT/etc/condor/tokens.d/pool.token"; '
+        'cat "$STANDIN_ROOT/etc/condor/tokens.d/pool.token"; echo " $GREETING $POD"'
+    )
+    worker = pod(
+        "worker",
+        ["sh", "-c", script],
+        container={
+            "env": [
+                {"name": "GREETING", "value": "hello"},
+                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            ],
+            "volumeMounts": [
+                {
+                    "name": "config",
+                    "mountPath": "/etc/condor/config.d/50-worker.conf",
+                    "subPath": "50-worker.conf",
+                    "readOnly": True,
+                },
+                {"name": "token", "mountPath": "/etc/condor/tokens.d", "readOnly": True},
+            ],
+        },
+        volumes=[
+            {
+                "name": "config",
+                "configMap": {
+                    "name": "worker-condor",
+                    "items": [{"key": "condor-config", "path": "50-worker.conf"}],
+                },
+            },
+            {
+                "name": "token",
+                "secret": {
+                    "secretName": "pool",
+                    "defaultMode": 0o400,
+                    "items": [{"key": "token", "path": "pool.token"}],
+                },
+            },
+        ],
+    )
+    made = core.create_namespaced_pod(NS, worker)
+    kube.sync()  # the ConfigMap is not there yet: the kubelet waits for the volume
+    (status,) = core.read_namespaced_pod("worker", NS).status.container_statuses
+    assert status.state.waiting.reason == "ContainerCreating"
+    (mount,) = [e for e in events(core, "worker") if e.reason == "FailedMount"]
+    assert 'configmap "worker-condor" not found' in mount.message
+    core.create_namespaced_config_map(
+        NS,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="worker-condor"), data={"condor-config": "A = 1\n"}
+        ),
+    )
+    until(lambda: phase(core, "worker") == "Succeeded")
+    assert core.read_namespaced_pod_log("worker", NS) == "A = 1\n400\ns3cret hello worker\n"
+    assert made.metadata.uid
+
+
+def test_restart_policy_on_failure_restarts_with_back_off(
+    core: client.CoreV1Api, kube: KubeStandIn, clock: FakeClock
+) -> None:
+    core.create_namespaced_pod(NS, pod("crash", ["sh", "-c", "exit 1"], restart="OnFailure"))
+    until(
+        lambda: (
+            core.read_namespaced_pod("crash", NS).status.container_statuses
+            and core.read_namespaced_pod("crash", NS).status.container_statuses[0].restart_count
+        )
+    )
+    (status,) = core.read_namespaced_pod("crash", NS).status.container_statuses
+    assert status.state.waiting.reason == "CrashLoopBackOff"
+    assert status.last_state.terminated.exit_code == 1
+    assert phase(core, "crash") == "Running"
+    clock.advance(11)
+    until(
+        lambda: (
+            core.read_namespaced_pod("crash", NS).status.container_statuses[0].restart_count == 2
+        )
+    )
+
+
+def test_pod_updates_may_change_only_what_the_server_allows(core: client.CoreV1Api) -> None:
+    made = core.create_namespaced_pod(NS, pod("p"))
+    made.spec.containers[0].image = "worker:2"
+    changed = core.replace_namespaced_pod("p", NS, made)
+    assert changed.spec.containers[0].image == "worker:2"
+    changed.spec.restart_policy = "Always"
+    exc = refused(lambda: core.replace_namespaced_pod("p", NS, changed))
+    assert exc.status == 422 and "pod updates may not change fields" in status_of(exc)["message"]
+
+
+# ---- deletion and garbage collection -------------------------------------------------------
+def test_graceful_deletion_keeps_the_pod_terminating_until_its_grace_period_ends(
+    core: client.CoreV1Api, kube: KubeStandIn, clock: FakeClock
+) -> None:
+    stubborn = ["sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"]
+    core.create_namespaced_pod(NS, pod("stubborn", stubborn))
+    until(lambda: phase(core, "stubborn") == "Running")
+    answer = core.delete_namespaced_pod("stubborn", NS, grace_period_seconds=20)
+    assert answer.metadata.deletion_timestamp == datetime.fromtimestamp(clock.now() + 20, UTC)
+    assert answer.metadata.deletion_grace_period_seconds == 20
+    kube.sync()
+    time.sleep(0.2)  # SIGTERM is ignored: the pod stays, terminating
+    assert core.read_namespaced_pod("stubborn", NS).metadata.deletion_timestamp is not None
+    assert ("Killing", "Stopping container main") in [
+        (e.reason, e.message) for e in events(core, "stubborn")
+    ]
+    clock.advance(21)
+    until(lambda: not kube.objects("pods", NS))
+    assert refused(lambda: core.read_namespaced_pod("stubborn", NS)).status == 404
+
+
+def test_a_pod_whose_container_stops_on_sigterm_goes_before_its_grace_period_ends(
+    core: client.CoreV1Api, kube: KubeStandIn
+) -> None:
+    core.create_namespaced_pod(NS, pod("polite", ["sleep", "30"]))
+    until(lambda: phase(core, "polite") == "Running")
+    core.delete_namespaced_pod("polite", NS, grace_period_seconds=600)  # the clock stands still
+    until(lambda: not kube.objects("pods", NS))
+
+
+def test_an_unscheduled_pod_is_deleted_at_once(core: client.CoreV1Api, kube: KubeStandIn) -> None:
+    core.create_namespaced_pod(NS, pod("nowhere", cpu="64"))
+    answer = core.delete_namespaced_pod("nowhere", NS, grace_period_seconds=30)
+    assert answer.metadata.name == "nowhere"
+    assert kube.objects("pods", NS) == []
+
+
+def test_delete_preconditions_guard_against_deleting_a_namesake(core: client.CoreV1Api) -> None:
+    core.create_namespaced_config_map(NS, config_map("a"))
+    options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="someone-else"))
+    exc = refused(lambda: core.delete_namespaced_config_map("a", NS, body=options))
+    assert exc.status == 409 and "Precondition failed" in status_of(exc)["message"]
+    done = core.delete_namespaced_config_map("a", NS)
+    assert (done["kind"], done["status"], done["details"]["name"]) == ("Status", "Success", "a")
+
+
+def owned_config_map(name: str, owner: client.V1Pod) -> client.V1ConfigMap:
+    reference = client.V1OwnerReference(
+        api_version="v1", kind="Pod", name=owner.metadata.name, uid=owner.metadata.uid
+    )
+    return client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name=name, owner_references=[reference]), data={"k": "v"}
+    )
+
+
+def test_a_deleted_pod_takes_the_config_maps_it_owns_with_it(
+    core: client.CoreV1Api, kube: KubeStandIn, clock: FakeClock
+) -> None:
+    owner = core.create_namespaced_pod(NS, pod("owner", ["sh", "-c", "trap '' TERM; sleep 30"]))
+    core.create_namespaced_config_map(NS, owned_config_map("owned", owner))
+    core.create_namespaced_config_map(NS, config_map("unrelated"))
+    until(lambda: phase(core, "owner") == "Running")
+    core.delete_namespaced_pod("owner", NS, grace_period_seconds=5)
+    kube.sync()
+    assert {c.metadata.name for c in core.list_namespaced_config_map(NS).items} == {
+        "owned",
+        "unrelated",
+    }  # the owner is terminating, not gone
+    clock.advance(6)
+    until(lambda: [c["metadata"]["name"] for c in kube.objects("configmaps", NS)] == ["unrelated"])
+
+
+def test_orphan_propagation_keeps_dependents_and_dangling_owners_are_collected(
+    core: client.CoreV1Api, kube: KubeStandIn
+) -> None:
+    owner = core.create_namespaced_pod(NS, pod("owner", cpu="64"))  # unscheduled: goes at once
+    core.create_namespaced_config_map(NS, owned_config_map("kept", owner))
+    core.delete_namespaced_pod("owner", NS, propagation_policy="Orphan")
+    kept = core.read_namespaced_config_map("kept", NS)
+    assert kept.metadata.owner_references is None
+    ghost = client.V1Pod(metadata=client.V1ObjectMeta(name="ghost", uid="00000000-dead"))
+    core.create_namespaced_config_map(NS, owned_config_map("dangling", ghost))
+    until(lambda: [c["metadata"]["name"] for c in kube.objects("configmaps", NS)] == ["kept"])
+
+
+# ---- ResourceQuota ---------------------------------------------------------------------------
+def quota(hard: dict[str, str]) -> client.V1ResourceQuota:
+    return client.V1ResourceQuota(
+        metadata=client.V1ObjectMeta(name="compute"), spec=client.V1ResourceQuotaSpec(hard=hard)
+    )
+
+
+def test_resource_quota_status_used_follows_the_pods(
+    core: client.CoreV1Api, kube: KubeStandIn
+) -> None:
+    core.create_namespaced_resource_quota(
+        NS, quota({"pods": "5", "requests.cpu": "4", "requests.memory": "8Gi", "limits.cpu": "4"})
+    )
+    core.create_namespaced_pod(NS, pod("a", ["sh", "-c", "exit 0"], cpu="1500m", memory="1Gi"))
+    used = core.read_namespaced_resource_quota("compute", NS).status.used
+    assert used == {
+        "pods": "1",
+        "requests.cpu": "1500m",
+        "requests.memory": "1Gi",
+        "limits.cpu": "1500m",
+    }
+    until(lambda: phase(core, "a") == "Succeeded")  # finished pods use no quota
+    assert core.read_namespaced_resource_quota("compute", NS).status.used["pods"] == "0"
+    assert core.read_namespaced_resource_quota("compute", NS).status.hard["pods"] == "5"
+
+
+def test_a_pod_past_the_quota_is_403_forbidden_with_the_servers_message(
+    core: client.CoreV1Api, kube: KubeStandIn
+) -> None:
+    core.create_namespaced_resource_quota(NS, quota({"pods": "2", "requests.cpu": "2"}))
+    core.create_namespaced_pod(NS, pod("a", cpu="1500m"))
+    exc = refused(lambda: core.create_namespaced_pod(NS, pod("b", cpu="1")))
+    body = status_of(exc)
+    assert (exc.status, body["reason"]) == (403, "Forbidden")
+    assert body["message"] == (
+        'pods "b" is forbidden: exceeded quota: compute, requested: '
+        "requests.cpu=1, used: requests.cpu=1500m, limited: requests.cpu=2"
+    )
+    unsized = client.V1Pod.from_dict(
+        {"metadata": {"name": "c"}, "spec": {"containers": [{"name": "main", "image": "worker:1"}]}}
+    )
+    exc = refused(lambda: core.create_namespaced_pod(NS, unsized))
+    assert status_of(exc)["message"] == (
+        'pods "c" is forbidden: failed quota: compute: must specify requests.cpu for: main'
+    )
+    core.create_namespaced_pod(NS, pod("d", cpu="500m"))
+    exc = refused(lambda: core.create_namespaced_pod(NS, pod("e", cpu="100m")))
+    assert (
+        "exceeded quota: compute, requested: pods=1,requests.cpu=100m" in status_of(exc)["message"]
+    )
+    assert sorted(p["metadata"]["name"] for p in kube.objects("pods", NS)) == ["a", "d"]
+
+
+# ---- watch -----------------------------------------------------------------------------------
+def test_watch_streams_changes_and_an_expired_resource_version_is_410(
+    core: client.CoreV1Api, kube: KubeStandIn
+) -> None:
+    from kubernetes import watch
+
+    start = core.list_namespaced_config_map(NS).metadata.resource_version
+    core.create_namespaced_config_map(NS, config_map("a", {"app": "x"}))
+    core.patch_namespaced_config_map("a", NS, {"data": {"k": "w"}})
+    core.create_namespaced_config_map(NS, config_map("other", {"app": "y"}))
+    core.delete_namespaced_config_map("a", NS)
+    stream = watch.Watch().stream(
+        core.list_namespaced_config_map,
+        NS,
+        label_selector="app=x",
+        resource_version=start,
+        timeout_seconds=1,
+    )
+    seen = [(e["type"], e["object"].metadata.name) for e in stream]
+    assert seen == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
+    kube.cluster.history_limit = 2
+    for name in ("b", "c", "d"):
+        core.create_namespaced_config_map(NS, config_map(name))
+    with pytest.raises(ApiException) as caught:
+        list(
+            watch.Watch().stream(
+                core.list_namespaced_config_map, NS, resource_version=start, timeout_seconds=1
+            )
+        )
+    assert caught.value.status == 410
