@@ -26,6 +26,7 @@ from bursting.contextualize import render_cloud_init
 from bursting.devpool import condor_config as cc
 from bursting.devpool.layout import cache_root, clean_env
 from bursting.errors import DevPoolError
+from bursting.image.tools import container_limits
 from bursting.model import WorkerSpec
 
 NAME_PREFIX = "bursting-node-"
@@ -121,6 +122,7 @@ def run_arguments(boot: Boot, image: str, seed: Path) -> list[str]:
         "run",
         "--detach",
         *RUNTIME_ARGS,
+        *container_limits(),
         "--name",
         container_name(name),
         "--label",

@@ -31,7 +31,7 @@ from bursting.image.key import (
     read_inputs,
 )
 from bursting.image.manifest import ImageInfo
-from bursting.image.tools import image_id, require_build_tools, run
+from bursting.image.tools import container_limits, image_id, require_build_tools, run
 
 Log = Callable[[str], None]
 IMAGE_PYTHON = "/opt/bursting/bin/python"
@@ -165,8 +165,8 @@ def _describe(
     if built_id is None:
         raise ImageError(f"buildah reported success but podman has no {reference}; see {log_file}")
     text = run(
-        ["podman", "run", "--rm", "--runtime", "runc", "--network", "none", reference,
-         "sh", "-c", DESCRIBE],
+        ["podman", "run", "--rm", "--runtime", "runc", "--network", "none",
+         *container_limits(), reference, "sh", "-c", DESCRIBE],
         timeout=300,
         log_file=log_file,
         what="podman run (describe the image)",

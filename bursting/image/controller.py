@@ -35,7 +35,7 @@ from bursting.image.controller_key import (
 )
 from bursting.image.key import SUITE, PayloadRequirement
 from bursting.image.manifest import ImageInfo
-from bursting.image.tools import image_id, require_build_tools, run
+from bursting.image.tools import container_limits, image_id, require_build_tools, run
 
 Log = Callable[[str], None]
 REQUIREMENTS_FILE = "controller-requirements.txt"
@@ -179,7 +179,7 @@ def _describe(reference: str, co: ControllerCheckout, log_file: Path) -> dict[st
         raise ImageError(f"buildah reported success but podman has no {reference}; see {log_file}")
     text = run(
         ["podman", "run", "--rm", "--runtime", "runc", "--network", "none", "--read-only",
-         "--entrypoint", "sh", reference, "-c", DESCRIBE],
+         *container_limits(), "--entrypoint", "sh", reference, "-c", DESCRIBE],
         timeout=300,
         log_file=log_file,
         what="podman run (describe the controller image)",

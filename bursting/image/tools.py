@@ -87,3 +87,30 @@ def image_id(reference: str) -> str | None:
         check=False,
     )
     return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+# Ceilings for a container's limits when the caller's own are unlimited.
+_MAX_OPEN_FILES = 1_048_576
+
+
+def container_limits() -> list[str]:
+    """`podman run` arguments for a container's open-files and processes limits.
+
+    Left alone, podman (as root) asks the runtime for its own defaults, above a million, which a
+    host with lower hard limits and without CAP_SYS_RESOURCE refuses ("error setting rlimit ...
+    operation not permitted"), and the kernel also refuses a processes limit above its pid_max.
+    So a container gets the caller's own hard limits, which any host grants.
+    """
+    import resource
+
+    def hard(kind: int, ceiling: int) -> int:
+        limit = resource.getrlimit(kind)[1]
+        return ceiling if limit == resource.RLIM_INFINITY else min(limit, ceiling)
+
+    try:
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pid_max = 32768  # the kernel's default
+    files = hard(resource.RLIMIT_NOFILE, _MAX_OPEN_FILES)
+    processes = hard(resource.RLIMIT_NPROC, pid_max)
+    return ["--ulimit", f"nofile={files}:{files}", "--ulimit", f"nproc={processes}:{processes}"]

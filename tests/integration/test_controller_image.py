@@ -24,7 +24,7 @@ from bursting.image.controller import (
 )
 from bursting.image.controller_key import UID
 from bursting.image.manifest import ImageInfo
-from bursting.image.tools import image_id
+from bursting.image.tools import container_limits, image_id
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -96,6 +96,7 @@ def running(
     port = free_port()
     started = podman(
         "run", "--detach", "--name", name, "--read-only", "--user", f"{UID}:{UID}",
+        *container_limits(),
         "--tmpfs", "/var/lib/bursting:rw,U", "--tmpfs", "/tmp:rw,U",
         "--volume", f"{config}:/etc/bursting/config.yaml:ro",
         "--publish", f"127.0.0.1:{port}:9187",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bursting.image import IMAGE_PYTHON, ImageInfo, current_image, ensure_image
+from bursting.image.tools import container_limits
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -18,7 +19,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180
 
 def podman_run(reference: str, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["podman", "run", "--rm", "--runtime", "runc", "--network", "none", reference, *argv],
+        [
+            "podman",
+            "run",
+            "--rm",
+            "--runtime",
+            "runc",
+            "--network",
+            "none",
+            *container_limits(),
+            reference,
+            *argv,
+        ],
         capture_output=True,
         text=True,
         timeout=300,
