@@ -5,8 +5,8 @@ makes valid InstanceSpecs, moves time on and offers the knobs the contract needs
 a quota the cloud will not tell, and a cloud that cannot be reached. Time is a FakeClock for every
 implementation: the local cloud's boots progress when its API is used after the boot delay, as
 they would on a real cloud between calls, so no test waits on the wall clock for a boot.
-A new provider (Kubernetes) joins by adding a harness and a parameter below; OpenStack's is in
-openstack_harness.py.
+A provider joins by adding a harness and a parameter below; OpenStack's is in
+openstack_harness.py, Kubernetes' in kubernetes_harness.py.
 """
 
 from __future__ import annotations
@@ -259,14 +259,19 @@ class LocalHarness(CloudHarness):
         pytest.param("fake"),
         pytest.param("local", marks=pytest.mark.integration),
         pytest.param("openstack", marks=pytest.mark.integration),
+        pytest.param("kubernetes"),
     ]
 )
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CloudHarness]:
     """Each contract test once per implementation; the local one needs the real pool, the
-    OpenStack one devcloud."""
+    OpenStack one devcloud, the Kubernetes one the API stand-in (started per test)."""
     built: CloudHarness
     if request.param == "fake":
         built = FakeHarness()
+    elif request.param == "kubernetes":
+        from tests.contract.kubernetes_harness import KubernetesHarness
+
+        built = KubernetesHarness(tmp_path / "kubernetes")
     elif request.param == "openstack":
         from tests.contract.openstack_harness import OpenStackHarness
 
