@@ -7,6 +7,7 @@ Every route depends on an Airflow access check (bursting.ui.auth); nothing here 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -122,8 +123,11 @@ def create_app(
             history.add(sample(read.value))
         return read
 
+    sampler = Sampler(lambda: read_pool(settings(), clock()), settings)
+
     def pool_context(request: Request) -> dict[str, Any]:
         conf = settings()
+        sampler.start()
         now = clock()
         status = read_status(conf, now)
         pool_read = read_pool(conf, now)
@@ -204,4 +208,33 @@ def create_app(
             raise HTTPException(404, "no such file")
         return FileResponse(HERE / "static" / name, media_type=STATIC[name])
 
+    app.state.sampler = sampler
     return app
+
+
+class Sampler:
+    """Reads the pool every `sample_seconds` once the page has been asked for, so the chart
+    covers the last hour and not just the time someone had the page open. One daemon thread
+    per app; `stop()` ends it."""
+
+    def __init__(self, read: Callable[[], object], settings: Callable[[], UISettings]) -> None:
+        self._read = read
+        self._settings = settings
+        self._started = threading.Event()
+        self.stopping = threading.Event()
+
+    def start(self) -> None:
+        if self._started.is_set() or self._settings().sample_seconds <= 0:
+            return
+        self._started.set()
+        threading.Thread(target=self._run, name="bursting-ui-sampler", daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stopping.wait(self._settings().sample_seconds):
+            try:
+                self._read()
+            except Exception:  # settings or pool trouble: the page says so; keep sampling
+                continue
+
+    def stop(self) -> None:
+        self.stopping.set()

@@ -13,9 +13,9 @@ from bursting.model import PoolSnapshot
 WINDOW_SECONDS = 3600.0
 WIDTH, HEIGHT, PAD = 640, 180, 32
 SERIES = (  # (field, label, colour)
-    ("demand", "demand (cores of idle + running jobs)", "#d9534f"),
-    ("capacity", "capacity (cores of all workers)", "#2a7ab9"),
-    ("busy", "busy (cores running jobs)", "#5cb85c"),
+    ("demand", "demand: idle + running jobs", "#d9534f"),
+    ("capacity", "capacity: all workers", "#2a7ab9"),
+    ("busy", "busy: running jobs", "#5cb85c"),
 )
 
 
@@ -79,6 +79,7 @@ def chart_svg(samples: list[Sample], now: float, window: float = WINDOW_SECONDS)
         f'<rect x="{PAD}" y="{PAD}" width="{inner_w}" height="{inner_h}" class="frame"/>',
         f'<text x="{PAD - 4}" y="{PAD + 4}" class="tick" text-anchor="end">{top}</text>',
         f'<text x="{PAD - 4}" y="{PAD + inner_h}" class="tick" text-anchor="end">0</text>',
+        f'<text x="{PAD + 4}" y="{PAD + 12}" class="tick">cores</text>',
         f'<text x="{PAD}" y="{HEIGHT - 8}" class="tick">-60 min</text>',
         f'<text x="{WIDTH - PAD}" y="{HEIGHT - 8}" class="tick" text-anchor="end">now</text>',
     ]

@@ -26,6 +26,7 @@ class UISettings:
     campaign_dags: tuple[str, ...] = DEFAULT_CAMPAIGN_DAGS
     config_path: Path | None = None
     refresh_seconds: int = 15
+    sample_seconds: float = 30.0  # the chart's pool samples between page views; 0: off
     timeout_seconds: float = 3.0
     notes: tuple[str, ...] = field(default=())
 
@@ -80,8 +81,14 @@ def settings_from_airflow() -> UISettings:
         campaign_dags=tuple(d.strip() for d in dags.split(",") if d.strip()),
         config_path=Path(config) if config else None,
         refresh_seconds=conf.getint(SECTION, "refresh_seconds", fallback=15),
+        sample_seconds=_sample_seconds(conf.getfloat(SECTION, "sample_seconds", fallback=30.0)),
         notes=tuple(notes),
     )
+
+
+def _sample_seconds(value: float) -> float:
+    """0 or less switches sampling off; otherwise at least every 5 s, never a busy loop."""
+    return 0.0 if value <= 0 else max(5.0, value)
 
 
 def _connection_controller(conn_id: str, notes: list[str]) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -296,6 +297,7 @@ class Page:
     runs: FakeRuns
     settings: UISettings
     manager: FakeAuthManager
+    app: Any = None
 
     def get(self, url: str, user: str | None = "viewer", **kwargs: Any) -> Any:
         headers = dict(kwargs.pop("headers", {}))
@@ -311,7 +313,7 @@ def page(auth_manager: FakeAuthManager, controller: StatusServer, tmp_path: Path
         None,  # type: ignore[arg-type]
         pool,
         runs,
-        UISettings(controller=f"http://127.0.0.1:{controller.port}/status"),
+        UISettings(controller=f"http://127.0.0.1:{controller.port}/status", sample_seconds=0),
         auth_manager,
     )
     app = create_app(
@@ -321,6 +323,7 @@ def page(auth_manager: FakeAuthManager, controller: StatusServer, tmp_path: Path
         clock=lambda: NOW,
     )
     holder.client = TestClient(app)
+    holder.app = app
     return holder
 
 
@@ -415,6 +418,28 @@ def test_pool_page_shows_the_pool_and_the_controller_status(page: Page) -> None:
     # Refreshes itself with the shipped script; nothing from elsewhere.
     assert 'src="static/bursting.js"' in html and "http" not in cell(html, "<script")
     assert "https://" not in html
+
+
+def test_the_chart_gets_samples_between_page_views(page: Page) -> None:
+    reads: list[float] = []
+    snapshot = page.pool.snapshot
+
+    def moving() -> PoolSnapshot:
+        reads.append(NOW - 100 + len(reads))
+        return replace(snapshot(), taken_at=reads[-1])
+
+    page.pool.snapshot = moving  # type: ignore[method-assign]
+    page.settings = replace(page.settings, sample_seconds=0.01)
+    try:
+        assert 'data-samples="1"' in page.get("/pool").text  # the first view starts sampling
+        deadline = time.monotonic() + 5
+        while len(reads) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        html = page.get("/pool").text
+        count = int(html.split('data-samples="')[1].split('"')[0])
+        assert count >= 6  # the sampler's reads, and this view's
+    finally:
+        page.app.state.sampler.stop()
 
 
 def test_the_body_fragment_refreshes_the_same_facts(page: Page) -> None:
