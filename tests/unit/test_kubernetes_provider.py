@@ -218,3 +218,49 @@ def test_api_failures_are_unavailable_or_transient_never_an_empty_listing(
     standin.freeze(4)
     with pytest.raises(CloudUnavailable, match="API unreachable"):
         cloud.list_instances("pool1")
+
+
+def test_the_controller_deletes_a_pod_stuck_pending_and_backs_that_cloud_off(
+    standin: KubeStandIn, clock: FakeClock
+) -> None:
+    from bursting.config import parse_config
+    from bursting.controller import Controller
+    from bursting.model import JobShape
+    from bursting.store import open_store
+    from bursting.workers import WorkerFactory
+    from tests.fakes import FakePool
+
+    cloud = provider(standin, clock)
+    config = parse_config(
+        {
+            "pool": {"id": "pool1"},
+            "workers": {
+                "collector": "cm.example.org:9618",
+                "token": {"env": "UNUSED"},
+                "admin_key": None,
+            },
+            "clouds": [cloud.config.model_dump(mode="json")],
+            "policy": {"min_idle_seconds": 0, "interval_seconds": 10},
+            "store": {"url": "sqlite://"},
+        }
+    )
+    pool = FakePool(clock, "pool1")
+    pool.add_jobs(1, JobShape(4, 2048), duration=600)  # only the 4-core pod size fits it
+    store = open_store(config.store.url)
+    workers = WorkerFactory(config, token=Secret(TOKEN), admin_key=None)
+    controller = Controller(config, pool, {"k8s": cloud}, store, clock, workers=workers)
+    controller.run_once()
+    (pod,) = standin.objects("Pod", NAMESPACE)
+    standin.sync()
+    clock.advance(61)  # past the pending timeout, well within the lifecycle's boot timeout
+    controller.run_once()
+    standin.sync()
+    gone = [
+        p
+        for p in standin.objects("Pod", NAMESPACE)
+        if p["metadata"]["name"] == pod["metadata"]["name"]
+    ]
+    assert not gone or gone[0]["metadata"].get("deletionTimestamp")
+    assert ("k8s", "pod-4c") in store.backoffs()
+    reasons = " ".join(reason for _, _, _, reason in store.history(pod["metadata"]["name"]))
+    assert "Unschedulable" in reasons and "Insufficient cpu" in reasons, reasons
