@@ -81,6 +81,8 @@ class SimCloud:
         self.boots_failed = 0
         self.peak = 0
         self.lost = 0  # instances an outage took with it
+        self.max_pending = 0  # most instances at once not yet in the pool (a boot storm's size)
+        self.max_rate = 0.0  # highest spend rate (currency per hour) reached
         self._lock = world.lock  # one lock for pool and clouds: actions run in threads
         self._listing: CloudSnapshot | None = None
         for begin, end, outage in self.outages:
@@ -186,6 +188,13 @@ class SimCloud:
         bill.cores += flavor.cpus
         bill.cores_times_created += flavor.cpus * now
         self.peak = max(self.peak, len(self.instances))
+        self.max_rate = max(self.max_rate, bill.rate)
+        pending = sum(
+            1
+            for i in self.instances.values()
+            if i.status is not CloudStatus.DELETING and i.id not in self.pool.workers
+        )
+        self.max_pending = max(self.max_pending, pending)
         self._listing = None
         self.world.at(now + boot, CLOUD_EVENT, spec.id, lambda: self._booted(spec.id, fails, join))
         return instance

@@ -313,44 +313,48 @@ def read_csv(path: Path, defaults: JobDefaults) -> Trace:
     jobs: list[TraceJob] = []
     skipped: dict[str, int] = {}
     with _open_text(path) as stream:
-        rows = csv.DictReader(_data_lines(stream))
-        names = [name.strip() for name in rows.fieldnames or ()]
-        missing = [name for name in CSV_REQUIRED if name not in names]
-        unknown = [name for name in names if name not in CSV_COLUMNS]
-        if missing or unknown:
+        lines = list(stream)
+    skip = 0
+    while skip < len(lines) and (lines[skip].startswith("#") or not lines[skip].strip()):
+        skip += 1  # comments above the header
+    rows = csv.DictReader(_data_lines(lines[skip:]))
+    names = [name.strip() for name in rows.fieldnames or ()]
+    missing = [name for name in CSV_REQUIRED if name not in names]
+    unknown = [name for name in names if name not in CSV_COLUMNS]
+    if missing or unknown:
+        raise TraceError(
+            f"{path}:{skip + 1}: header {', '.join(names) or '(empty)'}: "
+            + (f"missing {', '.join(missing)}; " if missing else "")
+            + (f"unknown {', '.join(unknown)}; " if unknown else "")
+            + f"columns are {', '.join(CSV_COLUMNS)}"
+        )
+    for row in rows:
+        where = f"{path}:{skip + rows.line_num}"
+        row = {key.strip(): value for key, value in row.items() if key}
+        submit = _csv_time(where, (row.get("submit") or "").strip())
+        try:
+            runtime = float(row.get("runtime_seconds") or "")
+        except ValueError:
             raise TraceError(
-                f"{path}:1: header {', '.join(names) or '(empty)'}: "
-                + (f"missing {', '.join(missing)}; " if missing else "")
-                + (f"unknown {', '.join(unknown)}; " if unknown else "")
-                + f"columns are {', '.join(CSV_COLUMNS)}"
+                f"{where}: runtime_seconds is {row.get('runtime_seconds')!r}, not a number"
+            ) from None
+        if runtime <= 0:
+            skipped["never ran (runtime_seconds <= 0)"] = (
+                skipped.get("never ran (runtime_seconds <= 0)", 0) + 1
             )
-        for row in rows:
-            where = f"{path}:{rows.line_num}"
-            row = {key.strip(): value for key, value in row.items() if key}
-            submit = _csv_time(where, (row.get("submit") or "").strip())
-            try:
-                runtime = float(row.get("runtime_seconds") or "")
-            except ValueError:
-                raise TraceError(
-                    f"{where}: runtime_seconds is {row.get('runtime_seconds')!r}, not a number"
-                ) from None
-            if runtime <= 0:
-                skipped["never ran (runtime_seconds <= 0)"] = (
-                    skipped.get("never ran (runtime_seconds <= 0)", 0) + 1
-                )
-                continue
-            cpus = _csv_int(where, row, "cpus", 1)
-            if cpus < 1:
-                raise TraceError(f"{where}: cpus is {cpus}; must be >= 1")
-            memory = _csv_int(where, row, "memory_mb", defaults.memory_mb_per_core * cpus)
-            shape = JobShape(
-                cpus,
-                max(1, memory),
-                _csv_int(where, row, "disk_mb", defaults.disk_mb),
-                _csv_int(where, row, "gpus", 0),
-                (row.get("requirements") or "").strip(),
-            )
-            jobs.append(TraceJob(submit, runtime, shape, str(len(jobs) + 1)))
+            continue
+        cpus = _csv_int(where, row, "cpus", 1)
+        if cpus < 1:
+            raise TraceError(f"{where}: cpus is {cpus}; must be >= 1")
+        memory = _csv_int(where, row, "memory_mb", defaults.memory_mb_per_core * cpus)
+        shape = JobShape(
+            cpus,
+            max(1, memory),
+            _csv_int(where, row, "disk_mb", defaults.disk_mb),
+            _csv_int(where, row, "gpus", 0),
+            (row.get("requirements") or "").strip(),
+        )
+        jobs.append(TraceJob(submit, runtime, shape, str(len(jobs) + 1)))
     return Trace(jobs, str(path), skipped)
 
 
