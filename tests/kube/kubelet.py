@@ -162,17 +162,10 @@ class Kubelet:
             kills = []
             for record in self.records.values():
                 for container in record.containers.values():
-                    handle = container.handle
-                    if (
-                        handle is None
-                        and container.starting is not None
-                        and container.starting.done()
-                    ):
-                        handle = (
-                            container.starting.result()
-                            if not container.starting.exception()
-                            else None
-                        )
+                    handle = container.last_handle
+                    starting = container.starting
+                    if starting is not None and starting.done() and not starting.exception():
+                        handle = starting.result()
                     if handle is not None:
                         kills.append(self._pool.submit(self.runner.stop, handle, 0))
             wait(kills, timeout=60)
@@ -499,14 +492,15 @@ class Kubelet:
                     self.cluster.remove(POD, current)
 
     def _forget(self, record: PodRecord) -> None:
-        """The pod object is gone (deleted at once, or its namespace): kill what still runs."""
+        """The pod object is gone (deleted at once, or its namespace, or it ended and was
+        deleted): kill what still runs and let the runtime drop what is left of it."""
         for container in record.containers.values():
             if container.starting is not None:
                 container.starting.add_done_callback(
                     lambda f: f.exception() is None and self.runner.stop(f.result(), 0)
                 )
-            elif container.handle is not None:
-                self._pool.submit(self.runner.stop, container.handle, 0)
+            elif container.last_handle is not None:
+                self._pool.submit(self.runner.stop, container.last_handle, 0)
 
     # ---- status --------------------------------------------------------------------------
     def _write_status(self, pod: dict[str, Any], record: PodRecord) -> None:

@@ -760,3 +760,141 @@ def test_watch_streams_changes_and_an_expired_resource_version_is_410(
             )
         )
     assert caught.value.status == 410
+
+
+# ---- the worker image, run as Kubernetes would run it ------------------------------------------
+@pytest.mark.integration
+def test_the_podman_runner_gives_the_container_its_volumes_env_and_size(
+    tmp_path: Path, worker_image: Any
+) -> None:
+    from tests.kube.podman import WorkerImageRunner
+
+    runner = WorkerImageRunner(tmp_path / "seeds")
+    with KubeStandIn(tmp_path, runner=runner) as kube:
+        core = client.CoreV1Api(kube_client(kube))
+        core.create_namespaced_config_map(
+            NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="conf"), data={"a": "A = 1\n"})
+        )
+        core.create_namespaced_secret(
+            NS,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="tok"), string_data={"token": "s3cret"}
+            ),
+        )
+        script = (
+            "cat /etc/condor/config.d/50-a.conf; stat -c %a /etc/condor/tokens.d/t; "
+            "cat /etc/condor/tokens.d/t; echo; echo $FOO; "
+            "cat /sys/fs/cgroup/memory.max 2>/dev/null "
+            "|| cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
+        )
+        probe = pod(
+            "probe",
+            ["sh", "-c", script],
+            cpu="1",
+            memory="256Mi",
+            container={
+                "image": worker_image.reference,
+                "env": [{"name": "FOO", "value": "bar"}],
+                "volumeMounts": [
+                    {"name": "conf", "mountPath": "/etc/condor/config.d/50-a.conf", "subPath": "a"},
+                    {"name": "tok", "mountPath": "/etc/condor/tokens.d"},
+                ],
+            },
+            volumes=[
+                {"name": "conf", "configMap": {"name": "conf"}},
+                {
+                    "name": "tok",
+                    "secret": {
+                        "secretName": "tok",
+                        "defaultMode": 0o400,
+                        "items": [{"key": "token", "path": "t"}],
+                    },
+                },
+            ],
+        )
+        core.create_namespaced_pod(NS, probe)
+        missing = pod("missing")
+        missing.spec.containers[0].image = "localhost/no-such-image:1"
+        core.create_namespaced_pod(NS, missing)
+        until(lambda: phase(core, "probe") == "Succeeded", timeout=120)
+        assert core.read_namespaced_pod_log("probe", NS).split("\n")[:5] == [
+            "A = 1",
+            "400",
+            "s3cret",
+            "bar",
+            str(256 * 2**20),
+        ]
+        (waiting,) = core.read_namespaced_pod("missing", NS).status.container_statuses
+        assert waiting.state.waiting.reason in ("ErrImagePull", "ImagePullBackOff")
+    assert runner.leftovers() == []  # every container removed with the stand-in
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_worker_pod_from_the_provider_joins_the_pool_and_runs_a_job(
+    tmp_path: Path, worker_image: Any, devpool: Any, htcondor: Any, job_dir: Path
+) -> None:
+    """The Kubernetes provider's own pod and ConfigMap, run by the podman runner from the worker
+    image: the startd joins the personal pool with the token from the Secret and runs a job."""
+    import base64
+    import uuid
+
+    from bursting.clock import SystemClock
+    from bursting.clouds.base import ProviderContext
+    from bursting.clouds.registry import cloud_type
+    from bursting.model import Flavor, InstanceSpec
+    from tests.kube.podman import WorkerImageRunner
+
+    flavor = Flavor("k8s.1c", 1, 1024)
+    instance_id = f"k8s-{uuid.uuid4().hex[:6]}"
+    worker = devpool.worker_spec(
+        instance_id,
+        flavor.cpus,
+        flavor.memory_mb,
+        {"BurstingPool": "kube-pool", "BurstingCloud": "kube", "BurstingFlavor": flavor.name},
+    )
+    runner = WorkerImageRunner(tmp_path / "seeds")
+    with KubeStandIn(tmp_path / "cluster", runner=runner) as kube:
+        secret = {"token": worker.token.reveal()}
+        if worker.admin_key is not None:
+            secret["admin-key"] = worker.admin_key.reveal()
+        client.CoreV1Api(kube_client(kube)).create_namespaced_secret(
+            NS,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="pool"),
+                data={k: base64.b64encode(v.encode()).decode() for k, v in secret.items()},
+            ),
+        )
+        config = cloud_type("kubernetes").config_model.model_validate(
+            {
+                "name": "kube",
+                "type": "kubernetes",
+                "flavors": [
+                    {"name": flavor.name, "cpus": 1, "memory_mb": 1024, "price_per_hour": 0}
+                ],
+                "kubernetes": {
+                    "kubeconfig": str(kube.kubeconfig),
+                    "context": "standin",
+                    "image": worker_image.reference,
+                    "token_secret": "pool",
+                    "grace_period_seconds": 30,
+                },
+            }
+        )
+        provider = cloud_type("kubernetes").build(config, ProviderContext(SystemClock(), "it"))
+        provider.create(InstanceSpec(instance_id, "kube-pool", "kube", flavor, worker))
+        until(lambda: any(w.instance_id == instance_id for w in htcondor.workers()), 180)
+        cluster = htcondor.submit(
+            "executable = /bin/sh\narguments = \"-c 'hostname > where.txt'\"\n"
+            "transfer_executable = false\nshould_transfer_files = YES\n"
+            "when_to_transfer_output = ON_EXIT\n"
+            f'requirements = TARGET.BurstingInstance == "{instance_id}"\n'
+            f"initialdir = {job_dir}\nlog = job.log\nrequest_cpus = 1\nrequest_memory = 64\n"
+        )
+        status = until(lambda: (s := htcondor.job_status(cluster)).done and s, 180)
+        assert [job.exit_code for job in status.jobs] == [0]
+        assert (job_dir / "where.txt").read_text().strip() == instance_id
+        provider.delete(instance_id)
+        until(lambda: not kube.objects("pods", NS), 120)
+        assert kube.objects("configmaps", NS) == []  # owned by the pod: collected with it
+    assert runner.leftovers() == []
