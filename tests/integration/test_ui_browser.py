@@ -311,6 +311,13 @@ def per_cloud(doc: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
+# True once the frame holds a newly loaded Burst pool page (not the one being reloaded).
+FRESH_PAGE = (
+    "return document.readyState === 'complete' && !document.documentElement.dataset.stale"
+    " && !!document.getElementById('idle-jobs');"
+)
+
+
 # ----- the tests -----
 def plugin_routes(run_id: str = "nope") -> list[str]:
     query = f"dag_id=mc_production&run_id={run_id}"
@@ -366,8 +373,8 @@ def test_burst_pool_page_matches_the_controller_and_the_pool(
 
     matched = None
     for _ in range(20):  # the page and the sources are read a moment apart: retry until in step
-        browser.execute_script("location.reload()")
-        wait.until(ec.presence_of_element_located((By.ID, "idle-jobs")))
+        browser.execute_script("document.documentElement.dataset.stale = '1'; location.reload()")
+        wait.until(lambda d: d.execute_script(FRESH_PAGE))
         html = browser.page_source
         doc = controller.status()
         snapshot = htcondor.snapshot()
