@@ -83,6 +83,7 @@ class SimCloud:
         self.lost = 0  # instances an outage took with it
         self.max_pending = 0  # most instances at once not yet in the pool (a boot storm's size)
         self.max_rate = 0.0  # highest spend rate (currency per hour) reached
+        self.created: list[float] = []  # when each instance was asked for
         self._lock = world.lock  # one lock for pool and clouds: actions run in threads
         self._listing: CloudSnapshot | None = None
         for begin, end, outage in self.outages:
@@ -182,6 +183,7 @@ class SimCloud:
         instance = SimInstance(spec.id, flavor, CloudStatus.BUILD, now)
         self.instances[spec.id] = instance
         self.boots += 1
+        self.created.append(now)
         bill = self.billing
         bill.rate += flavor.price_per_hour
         bill.rate_times_created += flavor.price_per_hour * now

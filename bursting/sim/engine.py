@@ -13,6 +13,7 @@ clouds and an in-memory store.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -260,6 +261,17 @@ class Simulation:
         )
 
     def run(self) -> SimRun:
+        """Replay the whole trace. The controller's own log (a line per action, a warning per
+        unreadable cloud) is held back meanwhile: the report tells the story."""
+        quiet = logging.getLogger("bursting.controller")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            return self._run()
+        finally:
+            quiet.setLevel(level)
+
+    def _run(self) -> SimRun:
         began = time.perf_counter()
         world, pool, jobs = self.world, self.pool, self.jobs
         interval = self.config.policy.interval_seconds
