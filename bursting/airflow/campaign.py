@@ -22,9 +22,8 @@ from bursting.physics.validate import validate
 from bursting.results.rules import CONTAINER_PATTERN, container_problem
 
 if TYPE_CHECKING:
-    from bursting.clouds.openstack_errors import Redactor
     from bursting.policy.cost import CampaignCost
-    from bursting.results.objectstore import Connection
+    from bursting.results.base import ObjectStore
     from bursting.results.settings import StoreSettings
 
 log = logging.getLogger(__name__)
@@ -214,7 +213,7 @@ def publish(
 
 @dataclass(frozen=True)
 class ResultsTarget:
-    """Where a run's results are uploaded: a container in the connection's cloud."""
+    """Where a run's results are uploaded: a container (an S3 bucket) in the connection's store."""
 
     conn_id: str
     settings: StoreSettings
@@ -252,7 +251,12 @@ def results_target(params: dict[str, Any], conn_id: str = RESULTS_CONN_ID) -> Re
             f'(for example AIRFLOW_CONN_{conn_id.upper()}=\'{{"conn_type": "generic", '
             f'"extra": {{"cloud": "my-cloud"}}}}\'), or leave results_container empty'
         ) from None
-    settings = store_settings(connection.extra_dejson, f"Airflow connection {conn_id!r}")
+    settings = store_settings(
+        connection.extra_dejson,
+        f"Airflow connection {conn_id!r}",
+        login=connection.login,
+        password=connection.password,
+    )
     container = container or settings.container or ""
     if not container:
         log.info(
@@ -264,33 +268,30 @@ def results_target(params: dict[str, Any], conn_id: str = RESULTS_CONN_ID) -> Re
     return ResultsTarget(conn_id, settings, container, overwrite)
 
 
-def _connect(target: ResultsTarget) -> tuple[Connection, Redactor]:
-    from bursting.results.settings import connect
+def _connect(target: ResultsTarget) -> ObjectStore:
+    """The connection's store (its extra's `kind`: Swift or S3), not contacted yet."""
+    from bursting.results.settings import open_store
 
-    return connect(target.settings, target.source)
+    return open_store(target.settings, target.container, target.source)
 
 
 def _upload(
-    target: ResultsTarget, store: tuple[Connection, Redactor], prefix: str, files: list[Path]
+    target: ResultsTarget, store: ObjectStore, prefix: str, files: list[Path]
 ) -> list[dict[str, Any]]:
     """Upload and verify; log each object's URL. Returns the summary's "objects"."""
-    from bursting.results.objectstore import publish_objects
+    from bursting.results.publish import publish
 
-    conn, redact = store
     try:
-        published = publish_objects(
-            conn,
-            target.container,
+        published = publish(
+            store,
             prefix,
             files,
             overwrite=target.overwrite,
             segment_size=target.settings.segment_size,
-            cloud=target.settings.cloud,
-            redact=redact,
             overwrite_hint="the DAG param results_overwrite=true",
         )
     finally:
-        conn.close()
+        store.close()
     for item in published:
         state = "unchanged" if item.unchanged else "uploaded"
         log.info(

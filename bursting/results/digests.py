@@ -1,5 +1,6 @@
 """Checksums of a local file as the object store will see it: its size, md5 (a plain object's
-ETag), sha256 (kept as object metadata) and the md5 of each segment a large object is cut into.
+ETag), sha256 (kept as object metadata) and the md5 of each segment (Swift) or part (S3) a large
+object is cut into, and the ETags both stores give such an object.
 
 One pass over the file computes all of them, so a 1 GB ROOT file is read once before upload.
 """
@@ -93,3 +94,11 @@ def slo_etag(segment_md5s: Sequence[str]) -> str:
     """The ETag Swift gives a static large object: the md5 of its segments' md5s, concatenated
     as hex text."""
     return hashlib.md5("".join(segment_md5s).encode(), usedforsecurity=False).hexdigest()
+
+
+def multipart_etag(part_md5s: Sequence[str]) -> str:
+    """The ETag S3 gives an object uploaded in parts: the md5 of the parts' md5s concatenated as
+    raw bytes (not hex text, unlike Swift's SLO ETag), then "-" and the number of parts. Swift's
+    s3api computes it the same way."""
+    joined = b"".join(bytes.fromhex(md5) for md5 in part_md5s)
+    return f"{hashlib.md5(joined, usedforsecurity=False).hexdigest()}-{len(part_md5s)}"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from bursting.results.digests import FileDigests, slo_etag
+from bursting.results.digests import FileDigests, multipart_etag, slo_etag
 
 # A name that is both a Swift container and an S3 bucket (Swift's s3api checks bucket names the
 # way S3 does), so a site can later read the same results over S3.
@@ -65,21 +65,31 @@ class Segment:
 
 @dataclass(frozen=True)
 class RemoteObject:
-    """A stored object as HEAD (and, for a large object, its manifest) describe it."""
+    """A stored object as HEAD (and, for a large object, its manifest) describe it. A Swift
+    large object lists its segments; an S3 multipart object only tells its parts' sizes."""
 
     size: int
-    etag: str  # unquoted; a large object's is the md5 of its segments' md5s
+    etag: str  # unquoted; a Swift large object's is the md5 of its segments' md5s
     sha256: str | None  # our metadata; None if someone else stored it
-    segments: tuple[Segment, ...] | None = None  # the manifest; None for a plain object
+    segments: tuple[Segment, ...] | None = None  # Swift SLO manifest; None for a plain object
+    part_sizes: tuple[int, ...] | None = None  # S3 multipart object; None for a plain object
+
+    @property
+    def piece_sizes(self) -> tuple[int, ...] | None:
+        """How the stored object is cut (segments or parts); None for a plain object."""
+        if self.segments is not None:
+            return tuple(s.size for s in self.segments)
+        return self.part_sizes
 
 
 def verify(
     local: FileDigests, remote: RemoteObject, local_chunks: Sequence[str] | None = None
 ) -> list[str]:
     """Every way the stored object differs from the local file; empty when it is the file.
-    A plain object: size and ETag (= md5). A large object: each segment's size and md5 against
-    the file's piece at that place (`local_chunks`, computed for the manifest's sizes when it was
-    cut differently), and the manifest's own ETag. Both: the sha256 metadata."""
+    A plain object: size and ETag (= md5). A Swift large object: each segment's size and md5
+    against the file's piece at that place, and the manifest's own ETag. An S3 multipart object:
+    its ETag against the one computed from the file's pieces. `local_chunks` are the pieces' md5s
+    for the stored cut when it differs from this run's. All: the sha256 metadata."""
     problems: list[str] = []
     if remote.size != local.size:
         problems.append(f"size {remote.size}, local {local.size}")
@@ -87,11 +97,16 @@ def verify(
         problems.append(f"no {SHA256_KEY} metadata")
     elif remote.sha256 != local.sha256:
         problems.append(f"sha256 metadata {remote.sha256[:12]}…, local {local.sha256[:12]}…")
+    chunks = tuple(local_chunks) if local_chunks is not None else local.chunk_md5s
+    if remote.part_sizes is not None:
+        expected = multipart_etag(chunks)
+        if remote.etag != expected:
+            problems.append(f"multipart ETag {remote.etag}, local {expected}")
+        return problems
     if remote.segments is None:
         if remote.etag != local.md5:
             problems.append(f"ETag {remote.etag}, local md5 {local.md5}")
         return problems
-    chunks = tuple(local_chunks) if local_chunks is not None else local.chunk_md5s
     stored = remote.segments
     if sum(s.size for s in stored) != local.size:
         problems.append(f"segments hold {sum(s.size for s in stored)} bytes, local {local.size}")
