@@ -16,14 +16,22 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from bursting.config import Config, PolicyConfig
 from bursting.controller import Controller
-from bursting.model import Flavor, InstanceState, JobShape, Secret, WorkerSpec
+from bursting.model import (
+    Action,
+    Flavor,
+    Instance,
+    InstanceState,
+    JobShape,
+    Secret,
+    WorkerSpec,
+)
 from bursting.planner import matcher_for
 from bursting.policy.matching import Mismatch
 from bursting.sim.clouds import SimCloud
@@ -136,8 +144,8 @@ class OurController:
     def cycle(self) -> None:
         report = self.controller.run_once()
         world, now, policy = self.sim.world, self.sim.world.now, self.policy
-        if report.plan.actions or report.plan.instances != report.before:
-            world.wake(now)  # still settling: look again at the next tick
+        if _unsettled(report.plan.actions, report.plan.instances, report.before):
+            world.wake(now)  # the next cycle will change something: look again at the next tick
         kept_idle = False
         for instance in self.store.instances():
             deadline = _deadline(instance.state, instance.state_since, instance.idle_since, policy)
@@ -160,6 +168,22 @@ class OurController:
 
     def close(self) -> None:
         self.controller.close()
+
+
+# States whose next cycle decides again without any outside event: a create to confirm, a drain
+# or delete under way. (A record that only moved to BOOTING, JOINING, RUNNING or GONE, or
+# started its idle clock, is decided again only after an event or a deadline.)
+_MOVING = (S.REQUESTED, S.DRAINING, S.DELETING, S.FAILED)
+
+
+def _unsettled(
+    actions: Sequence[Action], after: Sequence[Instance], before: Sequence[Instance]
+) -> bool:
+    """Whether the cycle just run leaves something the very next cycle will act on."""
+    if actions:
+        return True
+    old = {i.id: i for i in before}
+    return any((i.state in _MOVING or i.worker_missing > 0) and old.get(i.id) != i for i in after)
 
 
 def _left_waiting(notes: list[str]) -> bool:
