@@ -334,6 +334,8 @@ def run(
 
     def stop(signum: int, frame: object) -> None:
         controller.stopping.set()
+        if elector is not None:  # act no more from here on; released once the loop has ended
+            elector.resign()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -56,6 +56,10 @@ class SteadyClock:
             time.sleep(seconds)
 
 
+def _holder(seen: Seen | None) -> str:
+    return "" if seen is None or seen.record is None else seen.record.holder
+
+
 def _api_error(exc: BaseException) -> str:
     """Status and reason only: never the response headers or body."""
     if isinstance(exc, ApiException):
@@ -89,7 +93,10 @@ class LeaseElector:
 
     # ----- what the controller asks -----
     def leading(self) -> bool:
-        """May this replica act now? Own clock against the last successful renewal."""
+        """May this replica act now? Own clock against the last successful renewal; never
+        again once stopped."""
+        if self._stop.is_set():
+            return False
         with self._lock:
             sent = self._renewal_sent
         return may_act(sent, self.clock.now(), self.timing)
@@ -131,14 +138,15 @@ class LeaseElector:
         read = self.lease.read()
         read_at = self.clock.now()  # after the read: the record existed by then
         with self._lock:
-            decision = decide(self._seen, record_of(read), read_at, self.identity, self.timing)
+            before = self._seen
+            decision = decide(before, record_of(read), read_at, self.identity, self.timing)
             self._seen = decision.seen
             self._read = read
             if decision.move is Move.WAIT:
                 self._renewal_sent = None
         if decision.move is not Move.WAIT:
             self._write(decision, read)
-        elif decision.seen.since == read_at:
+        elif _holder(before) != _holder(decision.seen):  # once per holder, not per renewal
             log.info("leader election: %s", decision.reason)
 
     def _write(self, decision: Decision, read: V1Lease | None) -> None:
@@ -180,25 +188,36 @@ class LeaseElector:
                 pause *= 1.0 + JITTER * self._jitter()
             self._stop.wait(max(0.0, began + pause - self.clock.now()))
 
-    def stop(self, release: bool = True) -> None:
-        """Stop trying; as the holder, release the Lease so a standby takes over at once."""
+    def resign(self) -> None:
+        """Act no more and stop renewing, at once (safe in a signal handler: sets an Event)."""
         self._stop.set()
+
+    def stop(self, release: bool = True) -> None:
+        """Act no more, at once; as the holder, release the Lease so a standby takes over at
+        its next try. Call it once the controller has stopped acting (SIGTERM's path)."""
+        self._stop.set()  # leading() is False from here on
+        if release:
+            self._release()
         if self._thread is not None:
             self._thread.join(timeout=self.lease.timeout * 2 + self.timing.retry_period)
-        with self._lock:
-            self._renewal_sent = None  # from here on this replica acts no more
-            seen, read = self._seen, self._read
-        if not release or read is None or seen is None or seen.record is None:
-            return
-        if seen.record.holder != self.identity:
-            return
-        try:
-            self.lease.replace(read, released(seen.record, self.clock.now()))
-            log.info("leader election: released the Lease (%s)", self.identity)
-        except Conflict:
-            log.info("leader election: the Lease had already passed on; nothing to release")
-        except Exception as exc:  # the standby takes over after the lease duration instead
-            log.warning("leader election: Lease not released: %s", _api_error(exc))
+
+    def _release(self) -> None:
+        """From a fresh read, not the thread's last one: a renewal in flight must not make the
+        release a stale write. Tried twice, in case that renewal lands in between."""
+        for _ in range(2):
+            try:
+                read = self.lease.read()
+                record = record_of(read)
+                if read is None or record is None or record.holder != self.identity:
+                    return  # not ours (any more): nothing to release
+                self.lease.replace(read, released(record, self.clock.now()))
+                log.info("leader election: released the Lease (%s)", self.identity)
+                return
+            except Conflict:
+                continue
+            except Exception as exc:  # the standby takes over after the lease duration instead
+                log.warning("leader election: Lease not released: %s", _api_error(exc))
+                return
 
 
 def timing_of(settings: LeaderElectionConfig) -> Timing:

@@ -333,6 +333,18 @@ def test_release_lets_the_standby_take_over_at_its_next_round() -> None:
     assert b.describe().startswith("leading: b holds")
 
 
+def test_resigning_ends_leadership_at_once_and_for_good() -> None:
+    real = FakeClock(T0)
+    store = LeaseStore()
+    a, _ = elector(store, "a", real)
+    assert a.try_acquire_or_renew()
+    a.resign()  # what SIGTERM does, before the loop has ended
+    assert not a.leading()
+    a.try_acquire_or_renew()  # a round already under way renews, but acts no more
+    assert not a.leading()
+    assert store.leases["bursting-controller"].spec.holder_identity == "a"  # released later
+
+
 def test_a_standby_releases_nothing() -> None:
     real = FakeClock(T0)
     store = LeaseStore()
