@@ -217,7 +217,7 @@ def test_a_body_that_arrives_damaged_is_refused_and_reported(
         digests = file_digests(path, segment_size)
         return dataclasses.replace(digests, md5="0" * 32, chunk_md5s=("0" * 32,))
 
-    monkeypatch.setattr("bursting.results.objectstore.file_digests", damaged)
+    monkeypatch.setattr("bursting.results.publish.file_digests", damaged)
     with pytest.raises(ChecksumMismatch, match="nothing stored under the name"):
         publish_objects(conn, container, "it/damaged", [outputs / "summary.json"])
     names = [item.name for item in conn.object_store.objects(container)]

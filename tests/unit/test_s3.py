@@ -497,3 +497,27 @@ def test_logs_give_urls_and_no_secret(files: list[Path], caplog: pytest.LogCaptu
         assert item.url in caplog.text
     assert "3 parts" in caplog.text and SECRET not in caplog.text
     assert SECRET not in json.dumps([o.to_dict() for o in published])
+
+
+# ----- the DAG's target: an S3 connection -----
+def test_results_target_for_an_s3_connection(no_aws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bursting.airflow import campaign
+
+    extra = {"kind": "s3", "endpoint_url": "http://127.0.0.1:8080", "container": "results"}
+    connection = {"conn_type": "aws", "login": "AK", "password": SECRET, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_OPENSTACK_RESULTS", json.dumps(connection))
+    target = campaign.results_target({})
+    assert target is not None and isinstance(target.settings, S3Settings)
+    assert (target.container, target.settings.keys()) == ("results", ("AK", SECRET))
+    store = campaign._connect(target)
+    assert isinstance(store, S3Store) and store.container == "results"
+    assert credentials_of(store) == ("AK", SECRET)
+
+    extra["part_size_mb"] = 1
+    monkeypatch.setenv("AIRFLOW_CONN_OPENSTACK_RESULTS", json.dumps(connection))
+    with pytest.raises(ConfigError) as caught:
+        campaign.results_target({})
+    assert "Airflow connection 'openstack_results': extra.part_size_mb: must be >= 5" in str(
+        caught.value
+    )
+    assert SECRET not in str(caught.value)
