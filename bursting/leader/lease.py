@@ -93,8 +93,19 @@ def _time(moment: datetime | None) -> float | None:
     return None if moment is None else moment.timestamp()
 
 
+class MicroTime(datetime):
+    """A Lease time as the API server parses it (layout 2006-01-02T15:04:05.000000Z07:00):
+    always six fractional digits. The client writes datetime.isoformat(), which drops them
+    when they are zero, and a real API server then refuses the whole Lease (400)."""
+
+    def isoformat(self, sep: str = "T", timespec: str = "microseconds") -> str:
+        return super().isoformat(sep, "microseconds")
+
+
 def _moment(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+    if seconds is None:
+        return None
+    return MicroTime.fromtimestamp(round(seconds, 6), tz=UTC)
 
 
 def record_of(lease: client.V1Lease | None) -> LeaseRecord | None:

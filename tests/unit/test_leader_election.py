@@ -497,3 +497,54 @@ def test_without_leader_election_there_is_no_gauge_and_every_cycle_acts() -> Non
     assert world.controller.leading()
     assert world.private.create_calls + world.public.create_calls > 0
     assert b"bursting_leader" not in generate_latest(exporter.registry)
+
+
+# ----- the API edge -----
+def test_lease_times_always_carry_six_fractional_digits_as_the_api_server_parses_them() -> None:
+    from bursting.leader.lease import spec_of
+
+    whole = 1_796_285_328.0  # a whole second: datetime.isoformat() would drop the fraction
+    body = client.ApiClient().sanitize_for_serialization(
+        client.V1Lease(spec=spec_of(LeaseRecord("a", 15, whole, whole + 0.25, 0)))
+    )
+    assert body["spec"]["acquireTime"] == "2026-12-03T08:08:48.000000+00:00"
+    assert body["spec"]["renewTime"] == "2026-12-03T08:08:48.250000+00:00"
+
+
+def test_identity_is_the_pod_name_else_host_and_pid(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import socket
+
+    from bursting.leader.lease import identity
+
+    monkeypatch.setenv("POD_NAME", "bursting-7d9f-abcde")
+    assert identity() == "bursting-7d9f-abcde"
+    monkeypatch.delenv("POD_NAME")
+    assert identity() == f"{socket.gethostname()}-{os.getpid()}"
+
+
+def test_unreachable_settings_are_config_errors_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from bursting.config import LeaderElectionConfig
+    from bursting.leader.lease import connect
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ConfigError, match=r"kubeconfig: .*not running in a pod"):
+        connect(LeaderElectionConfig(enabled=True), timeout=1)
+    missing = tmp_path / "nope"
+    with pytest.raises(ConfigError, match=r"kubeconfig: no file .*nope; fix the path"):
+        connect(LeaderElectionConfig(enabled=True, kubeconfig=missing), timeout=1)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: one\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {token: not-logged}}]\n"
+        "contexts: [{name: one, context: {cluster: c, user: u, namespace: team}}]\n"
+    )
+    with pytest.raises(ConfigError, match=r"context: no context 'two' .*\(has: one\)"):
+        connect(LeaderElectionConfig(enabled=True, kubeconfig=kubeconfig, context="two"), 1)
+    lease = connect(LeaderElectionConfig(enabled=True, kubeconfig=kubeconfig), timeout=1)
+    assert (lease.namespace, lease.name) == ("team", "bursting-controller")  # the context's
+    chosen = LeaderElectionConfig(enabled=True, kubeconfig=kubeconfig, namespace="ops")
+    assert connect(chosen, timeout=1).namespace == "ops"
