@@ -74,7 +74,7 @@ KINDS: tuple[Kind, ...] = (
             "type",
         ),
     ),
-    Kind("ResourceQuota", "resourcequotas", "", "v1", has_status=True),
+    Kind("ResourceQuota", "resourcequotas", "", "v1", returns_deleted=True, has_status=True),
     Kind(
         "Namespace",
         "namespaces",

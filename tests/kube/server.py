@@ -202,6 +202,8 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
+        self._logged = False
+        self._request = (method, path)
         status = 500
         try:
             body = self._read_body()
@@ -224,7 +226,13 @@ class Handler(BaseHTTPRequestHandler):
             )
             raise
         finally:
-            self.server.log.append(Request(method, path, status))
+            self._record(status)
+
+    def _record(self, status: int) -> None:
+        """Log the answer before it is sent, so a client that has it finds it logged."""
+        if not self._logged:
+            self._logged = True
+            self.server.log.append(Request(*self._request, status))
 
     def _read_body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
@@ -240,14 +248,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, code: int, payload: Any) -> None:
         data = json.dumps(payload).encode()
+        self._record(code)
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if code == 429:  # the API server's priority and fairness answer says when to retry
+            self.send_header("Retry-After", "1")
         self.end_headers()
         self.wfile.write(data)
 
     def _send_text(self, code: int, text: str) -> None:
         data = text.encode()
+        self._record(code)
         self.send_response(code)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(data)))
@@ -374,6 +386,7 @@ class Handler(BaseHTTPRequestHandler):
                 since = int(since_text)
                 initial = []
                 cluster.events_since(since)  # 410 before the stream starts
+        self._record(200)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
@@ -414,4 +427,5 @@ def _injected(fault: Fault) -> ApiError:
         504: "Timeout: request did not complete within requested timeout",
     }
     message = fault.message or messages.get(fault.status, f"injected HTTP {fault.status}")
-    return ApiError(fault.status, message, apierrors.REASONS.get(fault.status), {})
+    details = {"retryAfterSeconds": 1} if fault.status in (429, 503, 504) else {}
+    return ApiError(fault.status, message, apierrors.REASONS.get(fault.status), details)

@@ -319,6 +319,64 @@ def test_leases_round_trip_micro_times_and_refuse_a_stale_renewal(
     assert refused(lambda: leases.read_namespaced_lease("leader", NS)).status == 404
 
 
+KINDS: dict[str, tuple[str, dict[str, Any], Callable[[dict[str, Any]], None]]] = {
+    # kind -> (the client's method suffix, a body, a change for replace)
+    "ConfigMap": ("config_map", {"data": {"k": "v"}}, lambda o: o.update(data={"k": "w"})),
+    "Secret": ("secret", {"data": {"k": "dg=="}}, lambda o: o.update(data={"k": "dw=="})),
+    "Pod": (
+        "pod",
+        {"spec": {"containers": [{"name": "c", "image": "worker:1"}]}},
+        lambda o: o["spec"]["containers"][0].update(image="worker:2"),
+    ),
+    "Event": (
+        "event",
+        {
+            "involvedObject": {"kind": "Pod", "name": "x"},
+            "reason": "Test",
+            "message": "m",
+            "type": "Normal",
+        },
+        lambda o: o.update(message="n"),
+    ),
+    "ResourceQuota": (
+        "resource_quota",
+        {"spec": {"hard": {"pods": "3"}}},
+        lambda o: o["spec"]["hard"].update(pods="4"),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_round_trips_through_the_clients_models(
+    core: client.CoreV1Api, kind: str
+) -> None:
+    suffix, body, change = KINDS[kind]
+    model = getattr(client, "CoreV1Event" if kind == "Event" else f"V1{kind}")
+    made = getattr(core, f"create_namespaced_{suffix}")(
+        NS, model.from_dict({"metadata": {"name": "x"}, **body})
+    )
+    assert isinstance(made, model) and made.kind == kind and made.api_version == "v1"
+    read = getattr(core, f"read_namespaced_{suffix}")("x", NS)
+    assert read.metadata.uid == made.metadata.uid
+    listed = getattr(core, f"list_namespaced_{suffix}")(NS)
+    assert made.metadata.uid in [i.metadata.uid for i in listed.items]
+    assert int(listed.metadata.resource_version) >= int(made.metadata.resource_version)
+    for _ in range(20):  # the node writes a pod's status meanwhile: read again on a conflict
+        current = getattr(core, f"read_namespaced_{suffix}")("x", NS)
+        changed = current.to_dict()
+        change(changed)
+        try:
+            replaced = getattr(core, f"replace_namespaced_{suffix}")(
+                "x", NS, model.from_dict(changed)
+            )
+            break
+        except ApiException as exc:
+            assert exc.status == 409
+    assert int(replaced.metadata.resource_version) > int(current.metadata.resource_version)
+    getattr(core, f"delete_namespaced_{suffix}")("x", NS, grace_period_seconds=0)
+    assert refused(lambda: getattr(core, f"read_namespaced_{suffix}")("x", NS)).status == 404
+
+
 # ---- faults for tests -------------------------------------------------------------------
 def test_fail_next_injects_error_answers_then_serves_again(
     core: client.CoreV1Api, kube: KubeStandIn
@@ -587,6 +645,10 @@ def test_pod_updates_may_change_only_what_the_server_allows(core: client.CoreV1A
     made.spec.containers[0].image = "worker:2"
     changed = core.replace_namespaced_pod("p", NS, made)
     assert changed.spec.containers[0].image == "worker:2"
+    changed.status.phase = "Succeeded"  # status is not the client's to write on the pod
+    kept = core.replace_namespaced_pod("p", NS, changed)
+    assert kept.status.phase == "Pending"
+    changed = kept
     changed.spec.restart_policy = "Always"
     exc = refused(lambda: core.replace_namespaced_pod("p", NS, changed))
     assert exc.status == 422 and "pod updates may not change fields" in status_of(exc)["message"]
