@@ -120,6 +120,57 @@ def test_a_leader_may_act_only_until_its_renew_deadline() -> None:
     assert not may_act(T0, T0 - 0.001, TIMING)  # a clock that ran backwards is not trusted
 
 
+MINE, OTHERS, FREE = held("a"), held("b"), released(held("b"), T0 - 100)
+
+
+@pytest.mark.parametrize(
+    ("current", "seen_for", "move"),
+    [
+        # (the Lease now, how long this replica has seen that same record (None: new), move)
+        (None, None, Move.CREATE),
+        (MINE, None, Move.RENEW),
+        (MINE, 100.0, Move.RENEW),  # ours even if our own renewals stalled: renew, never wait
+        (OTHERS, None, Move.WAIT),
+        (OTHERS, 0.0, Move.WAIT),
+        (OTHERS, 14.9, Move.WAIT),
+        (OTHERS, 15.0, Move.ACQUIRE),
+        (OTHERS, 1e6, Move.ACQUIRE),
+        (FREE, None, Move.ACQUIRE),
+        (FREE, 100.0, Move.ACQUIRE),
+    ],
+)
+def test_every_case_of_the_rule(
+    current: LeaseRecord | None, seen_for: float | None, move: Move
+) -> None:
+    previous = None if seen_for is None else Seen(current, T0 - seen_for)
+    decision = decide(previous, current, T0, "a", TIMING)
+    assert decision.move is move
+    if move is Move.WAIT:
+        assert decision.write is None
+    else:
+        assert decision.write is not None and decision.write.holder == "a"
+        assert decision.write.duration_seconds == 15 and decision.write.renewed_at == T0
+        before = 0 if current is None else current.transitions
+        taken = move is Move.ACQUIRE
+        assert decision.write.transitions == before + taken
+
+
+def test_the_decisions_are_pure_they_import_no_client_and_no_clock() -> None:
+    import ast
+    from pathlib import Path
+
+    import bursting.leader.decision as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported = {
+        alias.name if isinstance(node, ast.Import) else node.module
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    assert imported <= {"__future__", "dataclasses", "enum"}, imported
+
+
 # ----- config -----
 @pytest.mark.parametrize(
     ("section", "problem"),
