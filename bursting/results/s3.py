@@ -49,6 +49,14 @@ _AUTH_CODES = {
     "AuthorizationHeaderMalformed",
 }
 _MISSING_CODES = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
+# What an UploadPart answer may carry that CompleteMultipartUpload wants back for the part.
+_PART_CHECKSUMS = (
+    "ChecksumCRC32",
+    "ChecksumCRC32C",
+    "ChecksumCRC64NVME",
+    "ChecksumSHA1",
+    "ChecksumSHA256",
+)
 
 
 class Redact:
@@ -270,7 +278,10 @@ class S3Store:
                     f"{self.label}: part {number} of {name}: stored with ETag {etag}, "
                     f"local md5 {md5}"
                 )
-            parts.append({"ETag": answer["ETag"], "PartNumber": number})
+            # A part's own checksum (botocore adds one by default) goes back with it: S3 refuses
+            # to complete an upload whose parts had checksums without them.
+            checksums = {k: answer[k] for k in _PART_CHECKSUMS if answer.get(k)}
+            parts.append({"ETag": answer["ETag"], "PartNumber": number, **checksums})
             offset += size
         return parts
 

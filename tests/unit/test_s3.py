@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import zlib
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -338,12 +339,20 @@ class FakeS3Client:
         assert len(data) == ContentLength
         self._check_md5(data, ContentMD5)
         self.uploads[UploadId]["parts"][PartNumber] = data
-        return {"ETag": f'"{md5(data)}"'}
+        # botocore's default: a CRC32 per part, which S3 then wants back at completion.
+        crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        return {"ETag": f'"{md5(data)}"', "ChecksumCRC32": crc}
 
     def complete_multipart_upload(
         self, Bucket: str, Key: str, UploadId: str, MultipartUpload: dict[str, Any]
     ) -> dict[str, Any]:
         upload = self.uploads.pop(UploadId)
+        for part in MultipartUpload["Parts"]:
+            data = upload["parts"][part["PartNumber"]]
+            if base64.b64decode(part.get("ChecksumCRC32", "")) != zlib.crc32(data).to_bytes(
+                4, "big"
+            ):
+                raise client_error(400, "InvalidPart", "the part's checksum is missing or wrong")
         numbers = [p["PartNumber"] for p in MultipartUpload["Parts"]]
         pieces = [upload["parts"][n] for n in numbers]
         raw = b"".join(hashlib.md5(p, usedforsecurity=False).digest() for p in pieces)
