@@ -445,9 +445,8 @@ def events(core: client.CoreV1Api, name: str) -> list[client.CoreV1Event]:
 def test_a_scheduled_pod_runs_and_its_status_follows_the_container(
     core: client.CoreV1Api, kube: KubeStandIn
 ) -> None:
-    core.create_namespaced_pod(NS, pod("ok", ["sh", "-c", "sleep 0.3"]))
+    created = core.create_namespaced_pod(NS, pod("ok", ["sh", "-c", "sleep 0.3"]))
     core.create_namespaced_pod(NS, pod("bad", ["sh", "-c", "exit 3"]))
-    created = core.read_namespaced_pod("ok", NS)
     assert created.status.phase == "Pending" and created.status.qos_class == "Guaranteed"
     assert created.spec.termination_grace_period_seconds == 30  # the server's defaults
     until(lambda: phase(core, "ok") == "Running")
@@ -641,16 +640,18 @@ def test_restart_policy_on_failure_restarts_with_back_off(
 
 
 def test_pod_updates_may_change_only_what_the_server_allows(core: client.CoreV1Api) -> None:
-    made = core.create_namespaced_pod(NS, pod("p"))
+    made = core.create_namespaced_pod(NS, pod("p", cpu="64"))  # stays Pending: never placed
+    made.metadata.resource_version = None  # an unconditional update: the scheduler writes too
     made.spec.containers[0].image = "worker:2"
     changed = core.replace_namespaced_pod("p", NS, made)
     assert changed.spec.containers[0].image == "worker:2"
+    changed.metadata.resource_version = None
     changed.status.phase = "Succeeded"  # status is not the client's to write on the pod
     kept = core.replace_namespaced_pod("p", NS, changed)
     assert kept.status.phase == "Pending"
-    changed = kept
-    changed.spec.restart_policy = "Always"
-    exc = refused(lambda: core.replace_namespaced_pod("p", NS, changed))
+    kept.metadata.resource_version = None
+    kept.spec.restart_policy = "Always"
+    exc = refused(lambda: core.replace_namespaced_pod("p", NS, kept))
     assert exc.status == 422 and "pod updates may not change fields" in status_of(exc)["message"]
 
 
@@ -749,20 +750,22 @@ def quota(hard: dict[str, str]) -> client.V1ResourceQuota:
 def test_resource_quota_status_used_follows_the_pods(
     core: client.CoreV1Api, kube: KubeStandIn
 ) -> None:
-    core.create_namespaced_resource_quota(
-        NS, quota({"pods": "5", "requests.cpu": "4", "requests.memory": "8Gi", "limits.cpu": "4"})
-    )
-    core.create_namespaced_pod(NS, pod("a", ["sh", "-c", "exit 0"], cpu="1500m", memory="1Gi"))
-    used = core.read_namespaced_resource_quota("compute", NS).status.used
-    assert used == {
+    hard = {"pods": "5", "requests.cpu": "4", "requests.memory": "8Gi", "limits.cpu": "4"}
+    core.create_namespaced_resource_quota(NS, quota(hard))
+    core.create_namespaced_pod(NS, pod("a", ["sleep", "30"], cpu="1500m", memory="1Gi"))
+    expected = {
         "pods": "1",
         "requests.cpu": "1500m",
         "requests.memory": "1Gi",
         "limits.cpu": "1500m",
     }
-    until(lambda: phase(core, "a") == "Succeeded")  # finished pods use no quota
+    assert core.read_namespaced_resource_quota("compute", NS).status.used == expected
+    core.create_namespaced_pod(NS, pod("b", ["sh", "-c", "exit 0"], cpu="1"))
+    until(lambda: phase(core, "b") == "Succeeded")  # finished pods use no quota
+    status = core.read_namespaced_resource_quota("compute", NS).status
+    assert (status.used, status.hard) == (expected, hard)
+    core.delete_namespaced_pod("a", NS, grace_period_seconds=0)
     assert core.read_namespaced_resource_quota("compute", NS).status.used["pods"] == "0"
-    assert core.read_namespaced_resource_quota("compute", NS).status.hard["pods"] == "5"
 
 
 def test_a_pod_past_the_quota_is_403_forbidden_with_the_servers_message(
