@@ -7,6 +7,7 @@ back-off, and graceful termination ending in the pod's removal."""
 from __future__ import annotations
 
 import copy
+import re
 import secrets
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -25,6 +26,11 @@ NODE = "standin-node"
 POD = BY_KIND["Pod"]
 EVENT = BY_KIND["Event"]
 BACKOFF_START, BACKOFF_MAX = 10.0, 300.0  # the kubelet's image pull and crash loop back-off
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(  # the distribution reference grammar, as the kubelet parses it
+    rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
 
 
 @dataclass
@@ -303,7 +309,10 @@ class Kubelet:
             try:
                 container.handle = container.last_handle = future.result()
             except ImagePullError as exc:
-                self._pull_failed(pod, container, str(exc), now)
+                if spec.get("imagePullPolicy") == "Never":
+                    self._not_present(pod, container, now)
+                else:
+                    self._pull_failed(pod, container, str(exc), now)
                 return
             except ContainerStartError as exc:
                 self._ended(pod, container, 128, "StartError", str(exc), now)
@@ -365,6 +374,16 @@ class Kubelet:
                     pod, "Warning", "Failed", "Error: ImagePullBackOff", field_path=spec["name"]
                 )
             return
+        if not IMAGE_REFERENCE.match(container.image):
+            message = (
+                f'Failed to apply default image tag "{container.image}": couldn\'t parse '
+                f'image name "{container.image}": invalid reference format'
+            )
+            container.state = {"waiting": {"reason": "InvalidImageName", "message": message}}
+            self.event(
+                pod, "Warning", "InspectFailed", message, field_path=spec["name"], repeat=False
+            )
+            return
         try:
             launch = volumes.launch(pod, spec, self._lookup(pod["metadata"]["namespace"]))
         except volumes.NotReady as exc:
@@ -388,6 +407,15 @@ class Kubelet:
             pod, "Normal", "Pulling", f'Pulling image "{container.image}"', field_path=spec["name"]
         )
         container.starting = self._pool.submit(self.runner.start, launch)
+
+    def _not_present(self, pod: dict[str, Any], container: Container, now: float) -> None:
+        """imagePullPolicy Never and the image is not on the node: the kubelet never pulls."""
+        message = f'Container image "{container.image}" is not present with pull policy of Never'
+        container.failures += 1
+        container.retry_at = now + min(BACKOFF_START * 2 ** (container.failures - 1), BACKOFF_MAX)
+        container.state = {"waiting": {"reason": "ErrImageNeverPull", "message": message}}
+        self.event(pod, "Warning", "ErrImageNeverPull", message, field_path=container.name)
+        self.event(pod, "Warning", "Failed", "Error: ErrImageNeverPull", field_path=container.name)
 
     def _pull_failed(self, pod: dict[str, Any], container: Container, why: str, now: float) -> None:
         container.failures += 1

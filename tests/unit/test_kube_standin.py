@@ -550,6 +550,19 @@ def test_an_image_that_cannot_be_pulled_waits_with_err_image_pull_then_back_off(
         reasons = [(e.reason, e.message) for e in events(core, "missing")]
         assert ("Failed", "Error: ErrImagePull") in reasons
         assert ("Failed", "Error: ImagePullBackOff") in reasons
+        never = pod("never", container={"imagePullPolicy": "Never"})
+        never.spec.containers[0].image = "registry.invalid/nope:1"
+        invalid = pod("invalid")
+        invalid.spec.containers[0].image = "Not A Reference"
+        core.create_namespaced_pod(NS, never)
+        core.create_namespaced_pod(NS, invalid)
+        kube.sync()
+        waiting = {
+            name: core.read_namespaced_pod(name, NS).status.container_statuses[0].state.waiting
+            for name in ("never", "invalid")
+        }
+        assert waiting["never"].reason == "ErrImageNeverPull"
+        assert waiting["invalid"].reason == "InvalidImageName"
 
 
 def test_config_map_and_secret_volumes_and_env_reach_the_container(
