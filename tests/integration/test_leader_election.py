@@ -37,6 +37,7 @@ LEASE = "bursting-controller"
 DURATION, DEADLINE, RETRY = 3, 2.0, 0.3
 STANDBY_TRY = RETRY * 2.2  # a standby's longest pause (jitter up to 1.2 retry periods more)
 SLACK = 1.5  # scheduling and HTTP with both cores busy
+LATE = 0.3  # how much later than planned a busy machine may run a leader's last renewal
 
 
 # ----- helpers -----
@@ -245,7 +246,7 @@ def test_a_killed_leader_is_replaced_within_the_lease_duration(
     assert not timeline.both()
     # Not before a's term could have ended (its last renewal was at most a retry period before
     # it died), and within a term plus the standby's pause.
-    assert DURATION - RETRY - 0.05 <= took <= DURATION + STANDBY_TRY + SLACK
+    assert DURATION - RETRY - LATE <= took <= DURATION + STANDBY_TRY + SLACK
     spec = lease_spec(kube)
     assert spec["holderIdentity"] == "b" and spec["leaseTransitions"] == 1
 
@@ -307,7 +308,7 @@ def test_a_leader_cut_off_from_the_api_stops_before_the_standby_takes_over(
         assert stopped < took_over
         assert stopped - cut <= DEADLINE / drift_a[1] + 0.2
         # b's term for a's last renewal (sent at most a retry period before the cut) ran out.
-        assert took_over - cut >= DURATION / drift_b[1] - RETRY / drift_a[1] - 0.05
+        assert took_over - cut >= DURATION / drift_b[1] - RETRY / drift_a[1] - LATE
         relay.heal()
         time.sleep(2 * RETRY + SLACK)
         assert the_leader(electors) == "b"  # a, back, finds b holding the Lease
@@ -527,9 +528,10 @@ def test_two_bursting_run_processes_only_the_leader_acts(kube: KubeStandIn, tmp_
 
         # SIGTERM: the leader stops, releases, and the standby takes over at once.
         stopped = time.time()
-        assert leader.signal(signal.SIGTERM) == 0  # it exits cleanly, having released
-        cycles_before = leader.cycles()
-        # Measured on the Lease itself: a scrape may wait while a cycle holds the GIL.
+        assert leader.process is not None
+        leader.process.send_signal(signal.SIGTERM)
+        # Measured on the Lease itself (a scrape may wait while a cycle holds the GIL), while
+        # the old leader is still shutting down.
         took = wait_for(
             lambda: lease_spec(kube)["holderIdentity"] == second and time.time(),
             INTERVAL + STANDBY_TRY + SLACK,
@@ -539,6 +541,8 @@ def test_two_bursting_run_processes_only_the_leader_acts(kube: KubeStandIn, tmp_
         # in (without acting further), at most an interval.
         assert "released: take it over" in standby.log_path.read_text()
         assert took - stopped < INTERVAL + STANDBY_TRY + SLACK
+        assert leader.process.wait(timeout=30) == 0  # and it exits cleanly
+        cycles_before = leader.cycles()
         wait_for(lambda: standby.leading(), 10, "the new leader's gauge")
         wait_for(lambda: intents[second] in pods(kube), 20, "the new leader acts")
         assert all(at >= stopped for at in standby.creates())
@@ -558,7 +562,7 @@ def test_two_bursting_run_processes_only_the_leader_acts(kube: KubeStandIn, tmp_
             DURATION + STANDBY_TRY + SLACK,
             "takeover after a kill",
         )
-        assert took - killed >= DURATION - RETRY - 0.1
+        assert took - killed >= DURATION - RETRY - LATE
         wait_for(lambda: leader.cycles() > cycles_before, 20, "it cycles again")
         assert leader.leading() is True
         assert lease_spec(kube)["leaseTransitions"] == 2
