@@ -25,16 +25,30 @@ def simulate(
             "--config",
             "-c",
             envvar="BURSTING_CONFIG",
-            help="The controller's YAML config; an optional `simulation:` section sets boot "
-            "delays, failure rates, quotas and outages.",
+            help="The controller's YAML config, as `bursting run` reads it.",
         ),
     ],
+    sim: Annotated[
+        Path | None,
+        typer.Option(
+            "--sim",
+            help="Simulation settings (boot and join delays, failure rates, quotas, outages, "
+            "negotiator interval); or put them in the config under `simulation:`.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random draw: same seed, same run.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     png: Annotated[
         Path | None, typer.Option("--png", help="Write the timeline (demand, capacity, cost).")
     ] = None,
     trace_format: Annotated[str, typer.Option("--format", help="auto, swf, json or csv.")] = "auto",
+    start: Annotated[
+        str | None,
+        typer.Option(help="Replay only jobs submitted from then (ISO 8601 or epoch seconds)."),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="...and before then (ISO 8601 or epoch seconds).")
+    ] = None,
     compare: Annotated[
         bool,
         typer.Option(
@@ -75,6 +89,9 @@ def simulate(
         static_cores=static_cores,
         wait_target=wait_target,
         png=png,
+        start=start,
+        end=end,
+        sim_path=sim,
     )
     if as_json:
         out.print_json(json.dumps(result.to_dict()))

@@ -15,7 +15,7 @@ from bursting.sim.engine import SimRun, Simulation
 from bursting.sim.report import Report, build_report, comparison_table, percentile, tables
 from bursting.sim.settings import SimSettings, load_sim_config
 from bursting.sim.timeline import draw_timeline
-from bursting.sim.trace import JobDefaults, Trace, read_trace
+from bursting.sim.trace import JobDefaults, Trace, parse_moment, read_trace, window
 
 
 @dataclass
@@ -110,10 +110,19 @@ def simulate_file(
     static_cores: int | None = None,
     wait_target: float | None = None,
     png: Path | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    sim_path: Path | None = None,
 ) -> SimulationResult:
-    config, settings = load_sim_config(config_path)
+    config, settings = load_sim_config(config_path, sim_path)
     defaults = JobDefaults(settings.jobs.memory_mb_per_core, settings.jobs.disk_mb)
     trace = read_trace(trace_path, defaults, fmt)
+    if start is not None or end is not None:
+        trace = window(
+            trace,
+            None if start is None else parse_moment(start, "--start"),
+            None if end is None else parse_moment(end, "--end"),
+        )
     return simulate(
         config,
         settings,

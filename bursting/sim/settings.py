@@ -122,17 +122,33 @@ def split_config(data: Any, source: str) -> tuple[Config, SimSettings]:
     return config, settings
 
 
-def load_sim_config(path: str | Path) -> tuple[Config, SimSettings]:
-    """Read a config file that may carry a `simulation:` section."""
+def _read_yaml(path: str | Path) -> tuple[Any, str]:
     file = Path(path).expanduser()
     try:
         text = file.read_text()
     except FileNotFoundError:
         raise ConfigError(str(file), ["file not found; pass an existing file"]) from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text), str(file)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         raise ConfigError(str(file), [f"YAML syntax error at {where}"]) from None
-    return split_config(data, str(file))
+
+
+def load_sim_config(
+    path: str | Path, sim_path: str | Path | None = None
+) -> tuple[Config, SimSettings]:
+    """The controller's config file (unchanged, or with a `simulation:` section) and, if given,
+    a separate file holding the simulation settings at its top level."""
+    data, source = _read_yaml(path)
+    if sim_path is not None:
+        extra, extra_source = _read_yaml(sim_path)
+        if isinstance(data, dict) and SECTION in data:
+            raise ConfigError(
+                source, [f"{SECTION}: given here and in {extra_source}; keep one of them"]
+            )
+        if extra is not None and not isinstance(extra, dict):
+            raise ConfigError(extra_source, ["(top level): must be a mapping of settings"])
+        data = {**(data or {}), SECTION: extra or {}}
+    return split_config(data, source)

@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bursting.errors import PermanentError
@@ -103,6 +103,39 @@ def read_trace(path: str | Path, defaults: JobDefaults | None = None, fmt: str =
         why = ", ".join(f"{n} {reason}" for reason, n in trace.skipped.items()) or "no records"
         raise TraceError(f"{file}: no job to replay ({why})")
     return trace
+
+
+def parse_moment(text: str, what: str) -> float:
+    """Epoch seconds or an ISO 8601 date/time (UTC unless it says otherwise)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise TraceError(
+            f"{what}: {text!r} is not a time; use epoch seconds or ISO 8601 (2026-11-01)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def window(trace: Trace, start: float | None, end: float | None) -> Trace:
+    """Only the jobs submitted in [start, end): "what would last month have cost?"."""
+    jobs = [
+        job
+        for job in trace.jobs
+        if (start is None or job.submit >= start) and (end is None or job.submit < end)
+    ]
+    if not jobs:
+        raise TraceError(
+            f"{trace.source}: no job submitted in the window asked for; the trace runs from "
+            f"{datetime.fromtimestamp(trace.jobs[0].submit, UTC):%Y-%m-%d %H:%M} to "
+            f"{datetime.fromtimestamp(trace.jobs[-1].submit, UTC):%Y-%m-%d %H:%M} UTC"
+        )
+    return Trace(jobs, trace.source, dict(trace.skipped))
 
 
 # ----- SWF -----

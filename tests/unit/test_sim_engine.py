@@ -207,3 +207,28 @@ def test_compare_runs_baselines_beside_ours() -> None:
     assert all(r.jobs_run == 300 for r in (result.ours, *result.baselines))
     static = result.baselines[0]
     assert static.instances_peak == 2
+
+
+def test_cli_takes_simulation_settings_from_their_own_file(tmp_path: Path) -> None:
+    trace = jobs(*((i * 60.0, 600, JobShape(1, 1024)) for i in range(10)))
+    write_csv(trace.jobs, tmp_path / "trace.csv")
+    (tmp_path / "config.yaml").write_text(
+        yaml.safe_dump({k: v for k, v in make_config(TWO_CLOUDS).items() if k != "simulation"})
+    )
+    (tmp_path / "sim.yaml").write_text(
+        yaml.safe_dump({"default_cloud": {"boot_seconds": {"kind": "fixed", "value": 800}}})
+    )
+    args = [
+        "simulate",
+        "--trace",
+        str(tmp_path / "trace.csv"),
+        "--config",
+        str(tmp_path / "config.yaml"),
+        "--json",
+    ]
+    slow = json.loads(CliRunner().invoke(app, [*args, "--sim", str(tmp_path / "sim.yaml")]).output)
+    fast = json.loads(CliRunner().invoke(app, args).output)
+    assert slow["ours"]["wait_max"] > 800 > fast["ours"]["wait_max"]
+    span = ["--start", str(START + 120), "--end", str(START + 300)]
+    window = CliRunner().invoke(app, [*args, *span])
+    assert json.loads(window.output)["ours"]["jobs"] == 3

@@ -172,3 +172,20 @@ def test_generated_trace_round_trips_through_csv(tmp_path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(TraceError, match="file not found"):
         read_trace(tmp_path / "nope.swf")
+
+
+def test_window_keeps_jobs_submitted_in_it_and_names_the_span_otherwise(tmp_path: Path) -> None:
+    from bursting.sim.trace import parse_moment, window
+
+    path = tmp_path / "jobs.csv"
+    path.write_text(
+        "submit,runtime_seconds\n2026-10-31T23:00:00,60\n2026-11-15,60\n2026-12-01,60\n"
+    )
+    trace = read_trace(path)
+    begin, end = parse_moment("2026-11-01", "--start"), parse_moment("2026-12-01", "--end")
+    november = window(trace, begin, end)
+    assert [j.submit for j in november.jobs] == [parse_moment("2026-11-15", "x")]
+    with pytest.raises(TraceError, match=r"no job submitted in the window.*2026-10-31 23:00"):
+        window(trace, parse_moment("2027-01-01", "--start"), None)
+    with pytest.raises(TraceError, match="--start: 'last month' is not a time"):
+        parse_moment("last month", "--start")
