@@ -806,6 +806,17 @@ def test_a_pod_past_the_quota_is_403_forbidden_with_the_servers_message(
         "exceeded quota: compute, requested: pods=1,requests.cpu=100m" in status_of(exc)["message"]
     )
     assert sorted(p["metadata"]["name"] for p in kube.objects("pods", NS)) == ["a", "d"]
+    memory = client.V1ResourceQuota(
+        metadata=client.V1ObjectMeta(name="memory"),
+        spec=client.V1ResourceQuotaSpec(hard={"limits.memory": "1Gi"}),
+    )
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="other")))
+    core.create_namespaced_resource_quota("other", memory)
+    exc = refused(lambda: core.create_namespaced_pod("other", pod("f", memory="2Gi")))
+    assert status_of(exc)["message"] == (
+        'pods "f" is forbidden: exceeded quota: memory, requested: limits.memory=2Gi, '
+        "used: limits.memory=0, limited: limits.memory=1Gi"
+    )
 
 
 # ---- watch -----------------------------------------------------------------------------------
