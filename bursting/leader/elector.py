@@ -60,10 +60,18 @@ def _holder(seen: Seen | None) -> str:
     return "" if seen is None or seen.record is None else seen.record.holder
 
 
+HINTS = {
+    401: "the API server refused the credentials (leader_election.kubeconfig or the pod's token)",
+    403: "the account needs create on leases and get, update on this Lease (the chart's Role)",
+    404: "does the namespace exist? (leader_election.namespace)",
+}
+
+
 def _api_error(exc: BaseException) -> str:
-    """Status and reason only: never the response headers or body."""
+    """Status and reason only (never the response headers or body), and what to check."""
     if isinstance(exc, ApiException):
-        return f"HTTP {exc.status} {exc.reason}"
+        hint = HINTS.get(exc.status or 0)
+        return f"HTTP {exc.status} {exc.reason}" + (f": {hint}" if hint else "")
     return type(exc).__name__
 
 
@@ -88,6 +96,7 @@ class LeaseElector:
         self._read: V1Lease | None = None  # the Lease as last read or written (its version)
         self._renewal_sent: float | None = None  # own clock: our last successful write's send
         self._was_leading = False
+        self._last_error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -130,7 +139,13 @@ class LeaseElector:
             with self._lock:
                 self._renewal_sent = None
         except Exception as exc:  # any API failure: retry next round, the deadline decides
-            log.warning("leader election: Lease not read or written: %s", _api_error(exc))
+            error = _api_error(exc)
+            # Said once while it lasts, not every retry period.
+            level = logging.DEBUG if error == self._last_error else logging.WARNING
+            log.log(level, "leader election: Lease not read or written: %s", error)
+            self._last_error = error
+        else:
+            self._last_error = None
         self._note_transition()
         return self.leading()
 

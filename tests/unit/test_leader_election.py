@@ -407,6 +407,22 @@ def test_a_standby_releases_nothing() -> None:
     assert store.writes == [("create", "a")]
 
 
+def test_an_api_refusal_is_said_once_with_what_to_check(caplog: pytest.LogCaptureFixture) -> None:
+    real = FakeClock(T0)
+    a, api = elector(LeaseStore(), "a", real)
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise ApiException(status=403, reason="Forbidden")
+
+    api.read_namespaced_lease = forbidden  # type: ignore[method-assign]
+    with caplog.at_level("WARNING", logger="bursting.leader"):
+        for _ in range(5):
+            assert a.try_acquire_or_renew() is False
+            real.advance(2)
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert "HTTP 403 Forbidden" in said and "get, update on this Lease" in said
+
+
 RATES = [(1.0, 1.0), (0.97, 1.03), (1.03, 0.97)]
 OFFSETS = [(0.0, 0.0), (-3600.0, 3600.0), (3600.0, -3600.0), (0.0, 86400.0 * 365)]
 
