@@ -5,19 +5,17 @@ graceful pod deletion; ownerReference garbage collection). HTTP lives in server.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import re
 import secrets
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-from tests.kube import apierrors, podrules, quota
+from tests.kube import apierrors, datarules, patching, podrules, quota
 from tests.kube.apierrors import ApiError
+from tests.kube.deletion import Deletion, timestamp
 from tests.kube.kinds import BY_KIND, KINDS, Kind
 from tests.kube.schema import schema_causes
 from tests.kube.selectors import field_matcher, label_matcher
@@ -27,19 +25,10 @@ Key = tuple[str, str, str]  # kind, namespace ("" for cluster-scoped), name
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 HISTORY = 2000  # watch events kept; an older resourceVersion is 410 Gone
 
 
-def timestamp(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_timestamp(text: str) -> float:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-
-
-class Cluster:
+class Cluster(Deletion):
     """The stored objects and the rules every change goes through; one lock for all."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
@@ -249,7 +238,7 @@ class Cluster:
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
             obj["status"] = {"phase": "Active"}
         elif kind.kind == "Secret":
-            _fold_string_data(obj)
+            datarules.fold_string_data(obj)
             obj.setdefault("type", "Opaque")
         elif kind.kind == "ResourceQuota":
             obj["status"] = {}
@@ -267,7 +256,7 @@ class Cluster:
         if kind.kind == "Pod":
             return podrules.validate_pod(obj)
         if kind.kind in ("ConfigMap", "Secret"):
-            return _data_causes(kind, obj)
+            return datarules.data_causes(kind, obj)
         if kind.kind == "Lease":
             duration = (obj.get("spec") or {}).get("leaseDurationSeconds")
             if duration is not None and duration <= 0:
@@ -376,7 +365,7 @@ class Cluster:
         if kind.has_status:
             new["status"] = copy.deepcopy(old.get("status", {}))
         if kind.kind == "Secret":
-            _fold_string_data(new)
+            datarules.fold_string_data(new)
             new.setdefault("type", old.get("type", "Opaque"))
         if kind.kind == "Pod":
             podrules.default_pod(new)
@@ -437,9 +426,9 @@ class Cluster:
                 raise apierrors.not_found(kind.plural, kind.group, name)
             current = self.shown(kind, old)
             if "json-patch" in content_type:
-                patched = _json_patch(current, patch)
+                patched = patching.json_patch(current, patch)
             elif "merge-patch" in content_type:
-                patched = _merge_patch(current, patch)
+                patched = patching.merge_patch(current, patch)
             else:
                 raise ApiError(
                     415,
@@ -453,126 +442,6 @@ class Cluster:
                 raise apierrors.bad_request("the patch did not produce an object")
             return self.replace(kind, namespace, name, patched, subresource, dry_run)
 
-    # ---- delete --------------------------------------------------------------------------
-    def delete(
-        self, kind: Kind, namespace: str | None, name: str, options: Obj, dry_run: bool = False
-    ) -> Obj:
-        with self.lock:
-            obj = self.find(kind, namespace, name)
-            if obj is None:
-                raise apierrors.not_found(kind.plural, kind.group, name)
-            _check_preconditions(kind, obj, options.get("preconditions") or {})
-            propagation = options.get("propagationPolicy") or (
-                "Orphan" if options.get("orphanDependents") else "Background"
-            )
-            if dry_run:
-                return self.shown(kind, obj) if kind.returns_deleted else _success(kind, obj)
-            if kind.kind == "Pod":
-                return self._delete_pod(kind, obj, options.get("gracePeriodSeconds"), propagation)
-            if obj["metadata"].get("finalizers"):
-                return self._mark_deleting(kind, obj, 0)
-            if kind.kind == "Namespace":
-                return self._delete_namespace(kind, obj)
-            self.remove(kind, obj, propagation)
-            return self.shown(kind, obj) if kind.returns_deleted else _success(kind, obj)
-
-    def _mark_deleting(self, kind: Kind, obj: Obj, grace: int) -> Obj:
-        new = copy.deepcopy(obj)
-        new["metadata"]["deletionTimestamp"] = timestamp(self.clock() + grace)
-        new["metadata"]["deletionGracePeriodSeconds"] = grace
-        return self.store_update(kind, obj, new)
-
-    def _delete_pod(self, kind: Kind, pod: Obj, grace: int | None, propagation: str) -> Obj:
-        """Graceful deletion: a pod on a node gets its grace period (the kubelet stops it and
-        then removes it); one never scheduled, or already finished, goes at once."""
-        if grace is None:
-            grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
-        phase = (pod.get("status") or {}).get("phase")
-        if not pod["spec"].get("nodeName") or phase in quota.TERMINAL:
-            grace = 0
-        meta = pod["metadata"]
-        self.propagation.setdefault(meta["uid"], propagation)
-        if grace <= 0 and not meta.get("finalizers"):
-            shown = self.shown(kind, pod)
-            self.remove(kind, pod, propagation)
-            return shown
-        deadline = self.clock() + max(grace, 0)
-        if meta.get("deletionTimestamp") and parse_timestamp(meta["deletionTimestamp"]) <= deadline:
-            return self.shown(kind, pod)  # an earlier deadline stands
-        return self._mark_deleting(kind, pod, max(grace, 0))
-
-    def _delete_namespace(self, kind: Kind, ns: Obj) -> Obj:
-        """The namespace controller: everything in it goes, then the namespace."""
-        name = ns["metadata"]["name"]
-        for other in KINDS:
-            if other.namespaced:
-                for obj in self.items(other, name):
-                    self.remove(other, obj)
-        terminating = self.shown(kind, ns)
-        terminating["status"] = {"phase": "Terminating"}
-        terminating["metadata"]["deletionTimestamp"] = self.now()
-        self.remove(kind, ns)
-        return terminating
-
-    def remove(self, kind: Kind, obj: Obj, propagation: str | None = None) -> None:
-        """Take the object out of the store, then let the garbage collector at its
-        dependents (objects whose ownerReferences name its uid)."""
-        meta = obj["metadata"]
-        key = self.key(kind, meta.get("namespace"), meta["name"])
-        stored = self.objects.get(key)
-        if stored is None or stored["metadata"].get("uid") != meta.get("uid"):
-            return  # already gone (or replaced by a namesake)
-        propagation = propagation or self.propagation.get(meta["uid"], "Background")
-        self.propagation.pop(meta["uid"], None)
-        del self.objects[key]
-        self._bump(kind, stored, "DELETED")
-        for hook in self.on_removed:
-            hook(kind, stored)
-        self.collect_dependents(meta["uid"], meta.get("namespace"), propagation)
-        self.refresh_quotas(meta.get("namespace"))
-
-    def collect_dependents(self, uid: str, namespace: str | None, propagation: str) -> None:
-        for (kind_name, ns, _), dependent in list(self.objects.items()):
-            refs = dependent["metadata"].get("ownerReferences") or []
-            if not any(r.get("uid") == uid for r in refs):
-                continue
-            if namespace and ns and ns != namespace:
-                continue  # owners are in the same namespace, or cluster-scoped
-            kind = BY_KIND[kind_name]
-            if propagation == "Orphan":
-                new = copy.deepcopy(dependent)
-                new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
-                if not new["metadata"]["ownerReferences"]:
-                    del new["metadata"]["ownerReferences"]
-                self.store_update(kind, dependent, new)
-                continue
-            remaining = [r for r in refs if r.get("uid") != uid and self.by_uid(r.get("uid", ""))]
-            if remaining:
-                continue  # another owner still holds it
-            if kind.kind == "Pod":
-                self._delete_pod(kind, dependent, None, "Background")
-            elif not dependent["metadata"].get("deletionTimestamp"):
-                self.remove(kind, dependent)
-
-    def collect_orphans(self) -> None:
-        """The garbage collector's sweep: objects all of whose owners (of kinds this server
-        knows) no longer exist are deleted, like dependents of a deleted owner."""
-        with self.lock:
-            known = {k.kind for k in KINDS}
-            uids = {o["metadata"]["uid"] for o in self.objects.values()}
-            for (kind_name, _ns, _), obj in list(self.objects.items()):
-                refs = obj["metadata"].get("ownerReferences") or []
-                if not refs or any(r.get("kind") not in known for r in refs):
-                    continue
-                if any(r.get("uid") in uids for r in refs):
-                    continue
-                kind = BY_KIND[kind_name]
-                if kind.kind == "Pod":
-                    if not obj["metadata"].get("deletionTimestamp"):
-                        self._delete_pod(kind, obj, None, "Background")
-                else:
-                    self.remove(kind, obj)
-
     def events_since(self, revision: int) -> list[tuple[int, str, Kind, Obj]]:
         if self.history and revision < self.history[0][0] - 1:
             raise apierrors.gone(f"too old resource version: {revision} ({self.history[0][0] - 1})")
@@ -581,185 +450,3 @@ class Cluster:
 
 def _position(obj: Obj) -> tuple[str, str]:
     return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
-
-
-def _success(kind: Kind, obj: Obj) -> Obj:
-    details: Obj = {
-        "name": obj["metadata"]["name"],
-        "kind": kind.plural,
-        "uid": obj["metadata"]["uid"],
-    }
-    if kind.group:
-        details["group"] = kind.group
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "details": details,
-    }
-
-
-def _check_preconditions(kind: Kind, obj: Obj, preconditions: Obj) -> None:
-    meta = obj["metadata"]
-    for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
-        wanted = preconditions.get(field)
-        if wanted and wanted != meta.get(field):
-            raise apierrors.conflict(
-                kind.plural,
-                kind.group,
-                meta["name"],
-                (
-                    f"Precondition failed: {label} in precondition: {wanted}, {label} in object "
-                    f"meta: {meta.get(field)}"
-                ),
-            )
-
-
-def _fold_string_data(secret: Obj) -> None:
-    """`stringData` is write-only: merged into `data`, base64-encoded, never stored."""
-    string_data = secret.pop("stringData", None) or {}
-    if string_data:
-        data = secret.setdefault("data", {})
-        for key, value in string_data.items():
-            data[key] = base64.b64encode(str(value).encode()).decode()
-
-
-def _data_causes(kind: Kind, obj: Obj) -> list[dict[str, str]]:
-    causes = []
-    keys: set[str] = set()
-    for field in ("data", "binaryData"):
-        for key, value in (obj.get(field) or {}).items():
-            if not _CONFIG_KEY.match(key) or key in (".", ".."):
-                causes.append(
-                    {
-                        "reason": "FieldValueInvalid",
-                        "field": f"{field}[{key}]",
-                        "message": f"Invalid value: {key!r}: a valid config key must "
-                        "consist of alphanumeric characters, '-', '_' or '.'",
-                    }
-                )
-            if key in keys:
-                causes.append(
-                    {
-                        "reason": "FieldValueInvalid",
-                        "field": f"{field}[{key}]",
-                        "message": f"Invalid value: {key!r}: duplicate of key present in data",
-                    }
-                )
-            keys.add(key)
-            if (kind.kind == "Secret" and field == "data") or field == "binaryData":
-                try:
-                    base64.b64decode(str(value), validate=True)
-                except binascii.Error:
-                    causes.append(
-                        {
-                            "reason": "FieldValueInvalid",
-                            "field": f"{field}[{key}]",
-                            "message": 'Invalid value: "<value omitted>": illegal base64 data',
-                        }
-                    )
-    size = sum(len(str(v)) for f in ("data", "binaryData") for v in (obj.get(f) or {}).values())
-    if size > 1024 * 1024:
-        causes.append(
-            {
-                "reason": "FieldValueTooLong",
-                "field": "data",
-                "message": "Too long: must have at most 1048576 bytes",
-            }
-        )
-    return causes
-
-
-def _merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 (strategic merge patches are treated the same: lists are replaced)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = _merge_patch(result.get(key), value)
-    return result
-
-
-def _pointer(path: str) -> list[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise apierrors.bad_request(f"invalid JSON pointer {path!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def _json_patch(doc: Any, ops: Any) -> Any:
-    """RFC 6902: add, remove, replace, move, copy, test."""
-    if not isinstance(ops, list):
-        raise apierrors.bad_request("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(doc)
-    for op in ops:
-        kind = op.get("op")
-        parts = _pointer(op.get("path", ""))
-        if kind == "test":
-            if _get(doc, parts) != op.get("value"):
-                raise ApiError(
-                    422,
-                    f"the server rejected our request due to an error in our "
-                    f"request: testing value {op.get('path')} failed",
-                    "Invalid",
-                )
-            continue
-        if kind in ("move", "copy"):
-            value = copy.deepcopy(_get(doc, _pointer(op.get("from", ""))))
-            if kind == "move":
-                doc = _set(doc, _pointer(op["from"]), None, remove=True)
-            doc = _set(doc, parts, value, insert=True)
-        elif kind == "add":
-            doc = _set(doc, parts, copy.deepcopy(op.get("value")), insert=True)
-        elif kind == "replace":
-            _get(doc, parts)
-            doc = _set(doc, parts, copy.deepcopy(op.get("value")))
-        elif kind == "remove":
-            doc = _set(doc, parts, None, remove=True)
-        else:
-            raise apierrors.bad_request(f"unknown JSON patch operation {kind!r}")
-    return doc
-
-
-def _get(doc: Any, parts: list[str]) -> Any:
-    for part in parts:
-        try:
-            doc = doc[int(part)] if isinstance(doc, list) else doc[part]
-        except (KeyError, IndexError, ValueError, TypeError):
-            raise ApiError(
-                422,
-                f"the server rejected our request due to an error in our request: "
-                f"path /{'/'.join(parts)} does not exist",
-                "Invalid",
-            ) from None
-    return doc
-
-
-def _set(doc: Any, parts: list[str], value: Any, insert: bool = False, remove: bool = False) -> Any:
-    if not parts:
-        return value
-    parent = _get(doc, parts[:-1])
-    last = parts[-1]
-    if isinstance(parent, list):
-        index = len(parent) if last == "-" else int(last)
-        if remove:
-            parent.pop(index)
-        elif insert:
-            parent.insert(index, value)
-        else:
-            parent[index] = value
-    elif isinstance(parent, dict):
-        if remove:
-            if last not in parent:
-                _get(doc, parts)
-            parent.pop(last)
-        else:
-            parent[last] = value
-    else:
-        raise apierrors.bad_request(f"cannot patch inside a scalar at /{'/'.join(parts)}")
-    return doc

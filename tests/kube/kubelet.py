@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import copy
 import re
-import secrets
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from tests.kube import quantity, scheduler, volumes
-from tests.kube.api import Cluster, parse_timestamp, timestamp
+from tests.kube import events, podstatus, quantity, scheduler, volumes
+from tests.kube.api import Cluster
+from tests.kube.deletion import parse_timestamp, timestamp
+from tests.kube.events import NODE
 from tests.kube.kinds import BY_KIND
 from tests.kube.podrules import pod_resources
 from tests.kube.quota import TERMINAL
 from tests.kube.runners import RUNNING, ContainerStartError, Exited, ImagePullError, PodRunner
 
-NODE = "standin-node"
 POD = BY_KIND["Pod"]
-EVENT = BY_KIND["Event"]
 BACKOFF_START, BACKOFF_MAX = 10.0, 300.0  # the kubelet's image pull and crash loop back-off
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE_REFERENCE = re.compile(  # the distribution reference grammar, as the kubelet parses it
@@ -255,7 +254,7 @@ class Kubelet:
     def _bind(self, pod: dict[str, Any]) -> None:
         def change(new: dict[str, Any]) -> None:
             new["spec"]["nodeName"] = NODE
-            _set_condition(new, "PodScheduled", "True", None, None, self.cluster.now())
+            podstatus.set_condition(new, "PodScheduled", "True", None, None, self.cluster.now())
 
         self._update(pod, change)
         meta = pod["metadata"]
@@ -269,7 +268,7 @@ class Kubelet:
 
     def _unschedulable(self, pod: dict[str, Any], message: str) -> None:
         def change(new: dict[str, Any]) -> None:
-            _set_condition(
+            podstatus.set_condition(
                 new, "PodScheduled", "False", "Unschedulable", message, self.cluster.now()
             )
 
@@ -550,7 +549,7 @@ class Kubelet:
                 status["containerID"] = f"standin://{record.uid[:8]}-{c.name}"
                 status["imageID"] = f"standin://{c.image}"
             statuses.append(status)
-        phase = _phase(containers)
+        phase = podstatus.phase(containers)
         ready = all("running" in c.state for c in containers)
 
         def change(new: dict[str, Any]) -> None:
@@ -566,10 +565,10 @@ class Kubelet:
             started = any(
                 c.handle is not None or c.restarts or "terminated" in c.state for c in containers
             )
-            _set_condition(
+            podstatus.set_condition(
                 new, "PodReadyToStartContainers", "True" if started else "False", None, None, now
             )
-            _set_condition(new, "Initialized", "True", None, None, now)
+            podstatus.set_condition(new, "Initialized", "True", None, None, now)
             reason = (
                 None if ready else ("PodCompleted" if phase in TERMINAL else "ContainersNotReady")
             )
@@ -582,10 +581,12 @@ class Kubelet:
                     + "]"
                 )
             )
-            _set_condition(
+            podstatus.set_condition(
                 new, "ContainersReady", "True" if ready else "False", reason, message, now
             )
-            _set_condition(new, "Ready", "True" if ready else "False", reason, message, now)
+            podstatus.set_condition(
+                new, "Ready", "True" if ready else "False", reason, message, now
+            )
 
         self._update(pod, change)
 
@@ -618,88 +619,4 @@ class Kubelet:
         field_path: str | None = None,
         repeat: bool = True,
     ) -> None:
-        """Record an Event about `pod`; the same one again counts up (as the recorder
-        aggregates), unless `repeat` is False: then it is recorded once per message."""
-        meta = pod["metadata"]
-        involved = {
-            "kind": "Pod",
-            "namespace": meta["namespace"],
-            "name": meta["name"],
-            "uid": meta["uid"],
-            "apiVersion": "v1",
-        }
-        if field_path:
-            involved["fieldPath"] = f"spec.containers{{{field_path}}}"
-        now = self.cluster.now()
-        with self.cluster.lock:
-            for existing in self.cluster.items(EVENT, meta["namespace"]):
-                if (
-                    existing.get("involvedObject", {}).get("uid") == meta["uid"]
-                    and existing.get("reason") == reason
-                    and existing.get("message") == message
-                ):
-                    if repeat:
-                        new = copy.deepcopy(existing)
-                        new["count"] = int(existing.get("count") or 1) + 1
-                        new["lastTimestamp"] = now
-                        self.cluster.store_update(EVENT, existing, new)
-                    return
-            if self.cluster.find(BY_KIND["Namespace"], None, meta["namespace"]) is None:
-                return
-            self.cluster.create(
-                EVENT,
-                meta["namespace"],
-                {
-                    "metadata": {
-                        "name": f"{meta['name']}.{secrets.token_hex(8)}",
-                        "namespace": meta["namespace"],
-                    },
-                    "involvedObject": involved,
-                    "reason": reason,
-                    "message": message,
-                    "type": type_,
-                    "source": {
-                        "component": component,
-                        **({"host": NODE} if component == "kubelet" else {}),
-                    },
-                    "firstTimestamp": now,
-                    "lastTimestamp": now,
-                    "count": 1,
-                    "reportingComponent": component,
-                    "reportingInstance": NODE if component == "kubelet" else "",
-                },
-            )
-
-
-def _phase(containers: list[Container]) -> str:
-    if all(c.ended for c in containers):
-        codes = [c.state["terminated"]["exitCode"] for c in containers]
-        return "Succeeded" if all(code == 0 for code in codes) else "Failed"
-    if any("running" in c.state or c.restarts or c.ended for c in containers):
-        return "Running"
-    return "Pending"
-
-
-def _set_condition(
-    pod: dict[str, Any], kind: str, status: str, reason: str | None, message: str | None, now: str
-) -> None:
-    conditions = pod.setdefault("status", {}).setdefault("conditions", [])
-    for condition in conditions:
-        if condition["type"] == kind:
-            if condition["status"] != status:
-                condition["lastTransitionTime"] = now
-            condition["status"] = status
-            break
-    else:
-        condition = {
-            "type": kind,
-            "status": status,
-            "lastProbeTime": None,
-            "lastTransitionTime": now,
-        }
-        conditions.append(condition)
-    for key, value in (("reason", reason), ("message", message)):
-        if value is None:
-            condition.pop(key, None)
-        else:
-            condition[key] = value
+        events.record(self.cluster, pod, type_, reason, message, component, field_path, repeat)
