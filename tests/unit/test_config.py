@@ -64,7 +64,7 @@ def test_missing_required_keys() -> None:
 def test_enabled_cloud_of_an_uninstalled_type_fails_the_check() -> None:
     (problem,) = problems({"clouds": [{**LOCAL_CLOUD, "type": "aws"}]})
     assert problem.startswith("clouds[0].type: no cloud provider of type 'aws' is installed")
-    assert "installed: local" in problem and "enabled: false" in problem
+    assert "installed: kubernetes, local, openstack" in problem and "enabled: false" in problem
 
 
 def test_disabled_cloud_of_an_uninstalled_type_is_kept_but_never_built() -> None:
@@ -76,7 +76,7 @@ def test_disabled_cloud_of_an_uninstalled_type_is_kept_but_never_built() -> None
 def test_missing_cloud_type() -> None:
     cloud = {k: v for k, v in LOCAL_CLOUD.items() if k != "type"}
     assert problems({"clouds": [cloud]}) == [
-        "clouds[0].type: is required; one of the installed types: local, openstack"
+        "clouds[0].type: is required; one of the installed types: kubernetes, local, openstack"
     ]
 
 
