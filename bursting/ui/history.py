@@ -11,6 +11,7 @@ from html import escape
 from bursting.model import PoolSnapshot
 
 WINDOW_SECONDS = 3600.0
+MIN_SPAN_SECONDS = 300.0
 WIDTH, HEIGHT, PAD = 640, 180, 32
 SERIES = (  # (field, label, colour)
     ("demand", "demand: idle + running jobs", "#d9534f"),
@@ -61,14 +62,23 @@ def _path(points: list[tuple[float, float]]) -> str:
     return " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(points))
 
 
+def span_of(samples: list[Sample], now: float, window: float = WINDOW_SECONDS) -> float:
+    """The time the chart spans: the last hour, or less while fewer samples exist (at least
+    five minutes), so a page opened a minute ago does not squeeze them into the right edge."""
+    if not samples:
+        return window
+    return min(window, max(MIN_SPAN_SECONDS, now - samples[0].at))
+
+
 def chart_svg(samples: list[Sample], now: float, window: float = WINDOW_SECONDS) -> str:
-    """An SVG line chart of the samples over [now - window, now], each series a step line."""
+    """An SVG line chart of the samples over the span before `now`, each series a step line."""
     top = max((max(s.demand, s.capacity, s.busy) for s in samples), default=0)
     top = max(top, 1)
     inner_w, inner_h = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
+    span = span_of(samples, now, window)
 
     def x(at: float) -> float:
-        return PAD + inner_w * min(1.0, max(0.0, (at - (now - window)) / window))
+        return PAD + inner_w * min(1.0, max(0.0, (at - (now - span)) / span))
 
     def y(value: float) -> float:
         return PAD + inner_h * (1 - value / top)
@@ -80,7 +90,7 @@ def chart_svg(samples: list[Sample], now: float, window: float = WINDOW_SECONDS)
         f'<text x="{PAD - 4}" y="{PAD + 4}" class="tick" text-anchor="end">{top}</text>',
         f'<text x="{PAD - 4}" y="{PAD + inner_h}" class="tick" text-anchor="end">0</text>',
         f'<text x="{PAD + 4}" y="{PAD + 12}" class="tick">cores</text>',
-        f'<text x="{PAD}" y="{HEIGHT - 8}" class="tick">-60 min</text>',
+        f'<text x="{PAD}" y="{HEIGHT - 8}" class="tick">-{span / 60:.0f} min</text>',
         f'<text x="{WIDTH - PAD}" y="{HEIGHT - 8}" class="tick" text-anchor="end">now</text>',
     ]
     for name, label, colour in SERIES:

@@ -401,15 +401,32 @@ def test_burst_pool_page_matches_the_controller_and_the_pool(
     assert "of a cap of 5 CHF/h" in html
 
     screenshot = os.environ.get("BURSTING_UI_SCREENSHOT")
-    if screenshot:  # once the chart has a few samples and jobs run on the burst workers
-        wait_for(
-            "a few chart samples",
-            lambda: int(re.search(r'data-samples="(\d+)"', browser.page_source).group(1)) >= 4,  # type: ignore[union-attr]
-            90,
-            every=2,
-        )
-        browser.switch_to.default_content()
-        browser.save_screenshot(screenshot)
+    if screenshot:
+        take_screenshot(browser, Path(screenshot))
+
+
+def mid_burst(html: str) -> bool:
+    """Jobs running on burst workers and a few chart samples: the moment worth a picture."""
+    samples = re.search(r'data-samples="(\d+)"', html)
+    return (
+        samples is not None
+        and int(samples.group(1)) >= 6
+        and int(text_of(html, 'id="running-jobs"') or 0) > 0
+        and int(text_of(html, 'id="burst-workers"') or 0) > 0
+    )
+
+
+def take_screenshot(browser: Any, path: Path) -> None:
+    """The Burst pool page, mid-burst if that comes within two minutes, tall enough to show all
+    of it (docs/ui.png)."""
+    deadline = time.monotonic() + 120
+    while not mid_burst(browser.page_source) and time.monotonic() < deadline:
+        time.sleep(1)  # the page refreshes itself every 5 s
+    browser.switch_to.default_content()
+    browser.set_window_size(1400, 1750)
+    time.sleep(1)
+    browser.save_screenshot(str(path))
+    browser.set_window_size(1400, 1050)
 
 
 def test_campaign_tab_of_the_finished_run_shows_progress_and_plots(

@@ -19,7 +19,7 @@ from bursting.model import (
     Worker,
 )
 from bursting.ui.campaignview import campaign_facts, result_files
-from bursting.ui.history import History, Sample, chart_svg, sample
+from bursting.ui.history import History, Sample, chart_svg, sample, span_of
 from bursting.ui.poolview import age_text, pool_facts, quota_text
 from bursting.ui.runs import campaign_name
 from bursting.ui.settings import display_url, status_url
@@ -60,7 +60,17 @@ def test_chart_draws_each_series_scaled_to_the_largest_value() -> None:
     ys = [float(p.split(",")[1]) for p in demand.group(1).replace("M", "").split(" L")]
     assert min(ys) == pytest.approx(32.0)  # 12 of 12: the top of the plot area
     xs = [float(p.split(",")[0]) for p in demand.group(1).replace("M", "").split(" L")]
-    assert xs[0] == pytest.approx(32 + 576 * 0.5) and xs[-1] == pytest.approx(608)  # ends now
+    assert xs[0] == pytest.approx(32) and xs[-1] == pytest.approx(608)  # first sample to now
+    assert ">-30 min</text>" in svg
+
+
+def test_chart_spans_the_last_hour_once_it_has_an_hour_of_samples() -> None:
+    samples = [Sample(T - 5400, 1, 1, 1), Sample(T - 1800, 2, 2, 2)]
+    svg = chart_svg(samples, T)
+    assert ">-60 min</text>" in svg
+    first = re.search(r'd="M([\d.]+),', svg)
+    assert first is not None and float(first.group(1)) == pytest.approx(32)  # clipped at -60
+    assert span_of([Sample(T - 10, 1, 1, 1)], T) == 300  # a young page: five minutes
 
 
 def test_chart_without_samples_says_so() -> None:
