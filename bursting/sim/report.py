@@ -161,13 +161,14 @@ def comparison_table(reports: list[Report]) -> Table:
     row("boots failed", [str(r.boots_failed) for r in reports])
     row("jobs run", [f"{r.jobs_run:,}" for r in reports])
     row("jobs never started", [f"{r.jobs_never_started:,}" for r in reports])
+    row("jobs nothing could run", [f"{sum(r.jobs_nothing_could_run.values()):,}" for r in reports])
     return table
 
 
 def tables(report: Report) -> list[Table]:
     """The summary and the per-cloud table of one run."""
     summary = comparison_table([report])
-    summary.add_row("jobs nothing could run", _reasons(report.jobs_nothing_could_run))
+    summary.add_row("why nothing could run", _reasons(report.jobs_nothing_could_run))
     summary.add_row("jobs skipped (trace)", _reasons(report.jobs_skipped))
     summary.add_row("timeouts (boot/join)", str(report.timeouts))
     summary.add_row(

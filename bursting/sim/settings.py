@@ -100,9 +100,12 @@ class SimSettings(_Strict):
 
 def split_config(data: Any, source: str) -> tuple[Config, SimSettings]:
     """The controller's config and the simulation settings from one parsed YAML document."""
-    if not isinstance(data, dict):
-        data = {} if data is None else data
-    raw = data.pop(SECTION, None) if isinstance(data, dict) else None
+    if data is None:
+        data = {}
+    raw = None
+    if isinstance(data, dict):
+        data = dict(data)  # the caller's document stays as it was
+        raw = data.pop(SECTION, None)
     config = parse_config(data, source)
     try:
         settings = SimSettings.model_validate(raw or {})

@@ -25,19 +25,16 @@ def draw_timeline(run: SimRun, path: Path, title: str = "") -> Path:
     stacks = [[s.capacity.get(name, 0) for s in samples] for name in clouds]
     if clouds:
         top.stackplot(
-            times, *stacks, labels=[f"capacity: {c}" for c in clouds], step="post", alpha=0.45
+            times,
+            *stacks,
+            labels=[f"capacity in the pool: {c}" for c in clouds],
+            step="post",
+            alpha=0.75,
         )
     demand = [s.idle_cores + s.running_cores for s in samples]
-    running = [s.running_cores for s in samples]
     top.step(
-        times,
-        demand,
-        where="post",
-        color="black",
-        linewidth=0.8,
-        label="demand (idle + running cores)",
+        times, demand, where="post", color="black", linewidth=0.5, label="demand (queued cores)"
     )
-    top.step(times, running, where="post", color="tab:red", linewidth=0.6, label="running cores")
     top.set_ylabel("cores")
     top.legend(loc="upper left", fontsize=8)
     top.set_title(title or f"bursting simulate: {Path(run.trace.source).name}")
