@@ -77,7 +77,7 @@ def config_map(name: str, labels: dict[str, str] | None = None, **data: str) -> 
     )
 
 
-def until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+def until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
     """Poll (the kubelet runs every 50 ms) until `predicate` is truthy; bounded."""
     deadline = time.monotonic() + timeout
     while True:
@@ -86,7 +86,7 @@ def until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached within {timeout}s")
-        time.sleep(0.02)
+        time.sleep(interval)
 
 
 # ---- connection -------------------------------------------------------------------------
@@ -972,7 +972,7 @@ def test_a_worker_pod_from_the_provider_joins_the_pool_and_runs_a_job(
         )
         provider = cloud_type("kubernetes").build(config, ProviderContext(SystemClock(), "it"))
         provider.create(InstanceSpec(instance_id, "kube-pool", "kube", flavor, worker))
-        until(lambda: any(w.instance_id == instance_id for w in htcondor.workers()), 180)
+        until(lambda: any(w.instance_id == instance_id for w in htcondor.workers()), 180, 1)
         cluster = htcondor.submit(
             "executable = /bin/sh\narguments = \"-c 'hostname > where.txt'\"\n"
             "transfer_executable = false\nshould_transfer_files = YES\n"
@@ -980,10 +980,10 @@ def test_a_worker_pod_from_the_provider_joins_the_pool_and_runs_a_job(
             f'requirements = TARGET.BurstingInstance == "{instance_id}"\n'
             f"initialdir = {job_dir}\nlog = job.log\nrequest_cpus = 1\nrequest_memory = 64\n"
         )
-        status = until(lambda: (s := htcondor.job_status(cluster)).done and s, 180)
+        status = until(lambda: (s := htcondor.job_status(cluster)).done and s, 180, 1)
         assert [job.exit_code for job in status.jobs] == [0]
         assert (job_dir / "where.txt").read_text().strip() == instance_id
         provider.delete(instance_id)
-        until(lambda: not kube.objects("pods", NS), 120)
+        until(lambda: not kube.objects("pods", NS), 120, 0.5)
         assert kube.objects("configmaps", NS) == []  # owned by the pod: collected with it
     assert runner.leftovers() == []
