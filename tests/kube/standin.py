@@ -4,6 +4,13 @@
 
     with KubeStandIn(tmp_path, node_cpus=4) as kube:
         core = kubernetes.client.CoreV1Api(kube_client(kube))
+
+Serves core/v1 pods (and their status and log), configmaps, secrets, events, namespaces,
+resourcequotas, nodes (its one node) and coordination.k8s.io/v1 leases. Its one node runs
+scheduled pods through a PodRunner: runners.SubprocessRunner (default; a container's command as
+a local process) or podman.WorkerImageRunner (the container from its OCI image, e.g. the worker
+image). Helpers for tests: create_namespace, objects, fail_next, freeze, sync, requests_log,
+requests_matching, defects (stored objects failing the official schema: should stay empty).
 """
 
 from __future__ import annotations
