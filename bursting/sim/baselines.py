@@ -79,6 +79,7 @@ class CloudschedulerStyle:
         self.idle_since: dict[str, float] = {}
         self.count = 0
         self.store = None
+        self.next_deadline = math.inf
 
     def cycle(self) -> None:
         sim, now = self.sim, self.sim.world.now

@@ -61,6 +61,7 @@ class SimCloud:
         seed: int,
         start: float,
         join_timeout: float = float("inf"),
+        boot_timeout: float = float("inf"),
     ) -> None:
         self.name = config.name
         self.config = config
@@ -70,6 +71,7 @@ class SimCloud:
         self.pool_id = pool_id
         self.seed = seed
         self.join_timeout = join_timeout
+        self.boot_timeout = boot_timeout
         self._flavors = {f.name: f.to_flavor() for f in config.flavors}
         self.instances: dict[str, SimInstance] = {}
         self.billing = Billing()
@@ -198,6 +200,10 @@ class SimCloud:
         )
         self.max_pending = max(self.max_pending, pending)
         self._listing = None
+        if boot + join > 0.9 * self.boot_timeout:
+            # Slow enough for the boot timeout to matter: the controller must see it listed
+            # (REQUESTED -> BOOTING) at its next tick, as it would for real.
+            self.world.wake()
         self.world.at(now + boot, CLOUD_EVENT, spec.id, lambda: self._booted(spec.id, fails, join))
         return instance
 

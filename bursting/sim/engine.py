@@ -25,6 +25,7 @@ from bursting.config import Config, PolicyConfig
 from bursting.controller import Controller
 from bursting.model import (
     Action,
+    ActionKind,
     Flavor,
     Instance,
     InstanceState,
@@ -48,7 +49,10 @@ TIMELINE_POINTS = 2000
 
 
 class Decider(Protocol):
-    """What makes the burst decisions each cycle: our controller, or a baseline."""
+    """What makes the burst decisions each cycle: our controller, or a baseline.
+    `next_deadline`: when it next wants a cycle on its own account (inf: not before an event)."""
+
+    next_deadline: float
 
     def cycle(self) -> None: ...
 
@@ -140,47 +144,56 @@ class OurController:
         self.controller._calls.shutdown(wait=False)
         self.controller._calls = InlineCalls()  # type: ignore[assignment]
         self.policy = config.policy
+        self.next_deadline = math.inf
 
     def cycle(self) -> None:
         report = self.controller.run_once()
         world, now, policy = self.sim.world, self.sim.world.now, self.policy
-        if _unsettled(report.plan.actions, report.plan.instances, report.before):
+        if _unsettled(
+            report.plan.actions, report.plan.instances, report.before, bool(report.failed)
+        ):
             world.wake(now)  # the next cycle will change something: look again at the next tick
+        # Deadlines are recomputed from the records after every cycle (never left in the
+        # world's queue), so one that no longer holds (a worker busy again) wakes nobody.
+        deadlines = [math.inf]
         kept_idle = False
         for instance in self.store.instances():
             deadline = _deadline(instance.state, instance.state_since, instance.idle_since, policy)
             if deadline is None:
                 continue
             if deadline > now:
-                world.wake(deadline)
+                deadlines.append(deadline)
             elif instance.state is S.RUNNING:
                 kept_idle = True  # idle past its timeout, kept because jobs could use it
         self.sim.pool.kept_idle = kept_idle
-        for backoff in self.store.backoffs().values():
-            if backoff.until > now:
-                world.wake(backoff.until)
-        for until in self.controller.paused().values():
-            if until > now:
-                world.wake(until)
+        deadlines += [b.until for b in self.store.backoffs().values() if b.until > now]
+        deadlines += [until for until in self.controller.paused().values() if until > now]
         if policy.spend.max_per_hour is not None and _left_waiting(report.plan.notes):
             # Spend of the last hour ages out as time passes: the cap may allow more later.
-            world.wake(now + SPEND_RECHECK_CYCLES * policy.interval_seconds)
+            deadlines.append(now + SPEND_RECHECK_CYCLES * policy.interval_seconds)
+        self.next_deadline = min(deadlines)
 
     def close(self) -> None:
         self.controller.close()
 
 
-# States whose next cycle decides again without any outside event: a create to confirm, a drain
-# or delete under way. (A record that only moved to BOOTING, JOINING, RUNNING or GONE, or
-# started its idle clock, is decided again only after an event or a deadline.)
-_MOVING = (S.REQUESTED, S.DRAINING, S.DELETING, S.FAILED)
+# States whose next cycle decides again without any outside event: a drain or delete under way.
+# (A record that only moved to REQUESTED, BOOTING, JOINING, RUNNING or GONE, or started its idle
+# clock, is decided again only after an event or a deadline.)
+_MOVING = (S.DRAINING, S.DELETING, S.FAILED)
 
 
 def _unsettled(
-    actions: Sequence[Action], after: Sequence[Instance], before: Sequence[Instance]
+    actions: Sequence[Action],
+    after: Sequence[Instance],
+    before: Sequence[Instance],
+    failed: bool = False,
 ) -> bool:
-    """Whether the cycle just run leaves something the very next cycle will act on."""
-    if actions:
+    """Whether the cycle just run leaves something the very next cycle will act on. A create
+    the cloud accepted is not such a thing: its REQUESTED record moves on when the cloud reports
+    it failed or its worker joins (the simulated cloud asks for the next tick itself when a boot
+    is slow enough for the boot timeout to matter); a refused create is."""
+    if any(a.kind is not ActionKind.CREATE for a in actions) or failed:
         return True
     old = {i.id: i for i in before}
     return any((i.state in _MOVING or i.worker_missing > 0) and old.get(i.id) != i for i in after)
@@ -244,6 +257,7 @@ class Simulation:
                 seed,
                 self.start,
                 config.policy.join_timeout_seconds,
+                config.policy.boot_timeout_seconds,
             )
             for c in config.clouds
             if c.enabled
@@ -318,7 +332,7 @@ class Simulation:
                 if pool.negotiation_wanted
                 else math.inf
             )
-            wake = world.next_wake()
+            wake = min(world.next_wake(), self.decider.next_deadline)
             cycle = (
                 self._tick(interval, max(wake, last_cycle + 1e-6)) if wake < math.inf else math.inf
             )
