@@ -56,7 +56,8 @@ PRIVATE = ProjectSpec("bursting-private", "bursting-private", REGION_PRIVATE, 4,
 PUBLIC = ProjectSpec("bursting-public", "bursting-public", REGION_PUBLIC, 20, 40, 81920)
 CIDRS = {PRIVATE.project: "10.81.0.0/24", PUBLIC.project: "10.82.0.0/24"}
 DATABASES = ("keystone", "placement", "nova_api", "nova_cell0", "nova", "glance", "neutron")
-START_TIMEOUT = 120.0
+# How long one service may take to answer: about 60 s for Keystone on a loaded 2-core machine.
+START_TIMEOUT = 300.0
 
 Log = Callable[[str], None]
 
