@@ -76,7 +76,7 @@ def simulate(
         ),
     ] = None,
 ) -> None:
-    """What would this config have done with this workload? Replays TRACE through the
+    """What would this config have done with this workload? Replays the trace through the
     controller's own planner, policy and lifecycle over a simulated pool and clouds."""
     from bursting.sim.run import simulate_file
 
