@@ -18,8 +18,8 @@ import yaml
 
 from bursting.sim.engine import Simulation
 from bursting.sim.generate import Bursts, generate
+from bursting.sim.readers import read_trace
 from bursting.sim.settings import split_config
-from bursting.sim.trace import read_trace
 
 DAYS = 182.0
 SIZES = (20_000, 50_000, 200_000)

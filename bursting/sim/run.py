@@ -12,10 +12,11 @@ from rich.table import Table
 from bursting.config import Config
 from bursting.sim.baselines import Bound, CloudschedulerStyle, clairvoyant_bound, static_config
 from bursting.sim.engine import SimRun, Simulation
+from bursting.sim.readers import read_trace
 from bursting.sim.report import Report, build_report, comparison_table, percentile, tables
 from bursting.sim.settings import SimSettings, load_sim_config
 from bursting.sim.timeline import draw_timeline
-from bursting.sim.trace import JobDefaults, Trace, parse_moment, read_trace, window
+from bursting.sim.trace import JobDefaults, Trace, parse_moment, window
 
 
 @dataclass

@@ -17,10 +17,11 @@ from bursting.errors import ConfigError
 from bursting.model import JobShape
 from bursting.sim.engine import Simulation
 from bursting.sim.generate import Bursts, generate
+from bursting.sim.readers import write_csv
 from bursting.sim.report import build_report
 from bursting.sim.run import simulate
 from bursting.sim.settings import split_config
-from bursting.sim.trace import Trace, TraceJob, write_csv
+from bursting.sim.trace import Trace, TraceJob
 
 START = 1_700_000_000.0
 

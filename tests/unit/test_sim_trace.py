@@ -11,7 +11,8 @@ import pytest
 
 from bursting.model import JobShape
 from bursting.sim.generate import Bursts, generate
-from bursting.sim.trace import JobDefaults, TraceError, read_trace, write_csv
+from bursting.sim.readers import read_trace, write_csv
+from bursting.sim.trace import JobDefaults, TraceError
 
 SWF_HEADER = "; Version: 2.2\n; UnixStartTime: 1000000000\n;\n"
 
@@ -150,7 +151,7 @@ def test_csv_errors_name_line_and_column(tmp_path: Path) -> None:
     with pytest.raises(TraceError, match=r"jobs.csv:1: .*unknown cores"):
         read_trace(path)
     path.write_text("submit,runtime_seconds,cpus\n1,60,2\nyesterday,60,1\n")
-    with pytest.raises(TraceError, match=r"jobs.csv:3: submit is 'yesterday'"):
+    with pytest.raises(TraceError, match=r"jobs.csv:3: submit: 'yesterday' is not a time"):
         read_trace(path)
     path.write_text("submit,runtime_seconds,cpus\n1,60,-2\n")
     with pytest.raises(TraceError, match=r"jobs.csv:2: cpus is -2"):
