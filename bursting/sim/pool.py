@@ -140,7 +140,7 @@ class SimPool:
         self.negotiation_wanted = False
         self.kept_idle = False  # the controller keeps an idle worker for demand (see engine)
         self._demand: dict[JobShape, Demand] = {}
-        self._job_worker: dict[int, str] = {}
+        self._job_worker: dict[int, tuple[str, float]] = {}  # job -> (worker, run started)
         self._snapshot: PoolSnapshot | None = None
 
     # ----- jobs -----
@@ -181,15 +181,17 @@ class SimPool:
         self.idle_cores -= shape.cpus
         self.running_cores += shape.cpus
         self.running_jobs += 1
-        self._job_worker[index] = worker.instance_id
+        self._job_worker[index] = (worker.instance_id, now)
         self._snapshot = None
-        self.world.at(now + job.runtime, JOB_FINISH, f"{index:09d}", lambda: self._finish(index))
+        key = f"{index:09d}"
+        self.world.at(now + job.runtime, JOB_FINISH, key, lambda: self._finish(index, now))
 
-    def _finish(self, index: int) -> None:
-        worker_id = self._job_worker.pop(index, None)
-        if worker_id is None:
-            return  # it was evicted (its worker went away) and requeued meanwhile
-        worker = self.workers[worker_id]
+    def _finish(self, index: int, started: float) -> None:
+        running = self._job_worker.get(index)
+        if running is None or running[1] != started:
+            return  # this run was evicted (its worker went away); the job was requeued
+        del self._job_worker[index]
+        worker = self.workers[running[0]]
         job, now = self.jobs[index], self.world.now
         record = self.records[index]
         assert record is not None
@@ -251,8 +253,10 @@ class SimPool:
         worker = self.workers.get(instance_id)
         if worker is None:
             return
+        now = self.world.now
         for index in sorted(worker.running):
-            self._job_worker.pop(index, None)
+            _, started = self._job_worker.pop(index)
+            self.busy_core_seconds += self.jobs[index].shape.cpus * (now - started)  # lost work
             self._release(index, worker)
             self._requeue(index)
         self._leave(worker)
