@@ -134,6 +134,8 @@ class SimPool:
         self.queue: dict[JobShape, ShapeQueue] = {}
         self.idle_cores = 0
         self.running_cores = 0
+        self.time_at_cores: dict[int, float] = {}  # running cores -> seconds spent at that level
+        self._level_since: float | None = None
         self.running_jobs = 0
         self.workers: dict[str, SimWorker] = {}  # insertion order = join order
         self.busy_core_seconds = 0.0
@@ -179,6 +181,7 @@ class SimPool:
         worker.free_gpus -= shape.gpus
         worker._view = None
         self.idle_cores -= shape.cpus
+        self._level_changes()
         self.running_cores += shape.cpus
         self.running_jobs += 1
         self._job_worker[index] = (worker.instance_id, now)
@@ -225,9 +228,28 @@ class SimPool:
         worker.free_disk_mb += shape.disk_mb
         worker.free_gpus += shape.gpus
         worker._view = None
+        self._level_changes()
         self.running_cores -= shape.cpus
         self.running_jobs -= 1
         self._snapshot = None
+
+    def _level_changes(self) -> None:
+        """Account the time spent at the current number of running cores, before it changes."""
+        now = self.world.now
+        if self._level_since is not None and now > self._level_since:
+            level = self.running_cores
+            self.time_at_cores[level] = self.time_at_cores.get(level, 0.0) + now - self._level_since
+        self._level_since = now
+
+    def busy_cores_percentile(self, fraction: float) -> int:
+        """The running cores that were not exceeded for `fraction` of the time (time-weighted)."""
+        total = sum(self.time_at_cores.values())
+        seen = 0.0
+        for level in sorted(self.time_at_cores):
+            seen += self.time_at_cores[level]
+            if seen >= fraction * total:
+                return level
+        return self.running_cores
 
     # ----- workers -----
     def join(self, instance_id: str, cloud: str, flavor: Flavor, pool_id: str) -> None:

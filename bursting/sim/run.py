@@ -13,7 +13,7 @@ from bursting.config import Config
 from bursting.sim.baselines import Bound, CloudschedulerStyle, clairvoyant_bound, static_config
 from bursting.sim.engine import SimRun, Simulation
 from bursting.sim.readers import read_trace
-from bursting.sim.report import Report, build_report, comparison_table, percentile, tables
+from bursting.sim.report import Report, build_report, comparison_table, tables
 from bursting.sim.settings import SimSettings, load_sim_config
 from bursting.sim.timeline import draw_timeline
 from bursting.sim.trace import JobDefaults, Trace, parse_moment, window
@@ -96,9 +96,8 @@ def simulate(
 
 
 def _needed_cores(run: SimRun) -> int:
-    """The 95th percentile of the cores our run had running, at least one."""
-    running = sorted(float(s.running_cores) for s in run.samples)
-    return max(1, int(percentile(running, 0.95) or 1))
+    """The cores our run kept busy at its 95th percentile over time, at least one."""
+    return max(1, run.pool.busy_cores_percentile(0.95))
 
 
 def simulate_file(

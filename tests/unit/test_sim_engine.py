@@ -233,3 +233,11 @@ def test_cli_takes_simulation_settings_from_their_own_file(tmp_path: Path) -> No
     span = ["--start", str(START + 120), "--end", str(START + 300)]
     window = CliRunner().invoke(app, [*args, *span])
     assert json.loads(window.output)["ours"]["jobs"] == 3
+
+
+def test_busy_cores_percentile_is_weighted_by_time() -> None:
+    long = (0, 3 * 3600, JobShape(1, 1024))
+    short = [(3600, 300, JobShape(1, 1024)) for _ in range(8)]
+    result, _ = run(make_config([cloud("private", 1, 0.0, cpus=16)]), jobs(long, *short))
+    assert result.pool.busy_cores_percentile(0.95) == 1
+    assert result.pool.busy_cores_percentile(0.99) == 9
