@@ -91,6 +91,11 @@ def translate(exc: BaseException, where: str, redact: Redact) -> BurstingError:
             return TransientError(f"{where}: rate limited: {text}", RETRY_SECONDS)
         if status >= 500:
             return CloudUnavailable(f"{where}: server error {status}: {text}", RETRY_SECONDS)
+        if status == 403 and code.isdigit():  # a HEAD's answer has no body to tell which
+            return AuthError(
+                f"{where}: refused (403): check the access key id and secret access key, and "
+                "the user's rights on the bucket"
+            )
         if status == 403:
             return AuthError(f"{where}: not allowed (403 {code}): {text}; check the user's rights")
         return PermanentError(f"{where}: refused ({status} {code}): {text}")

@@ -204,7 +204,7 @@ def test_wrong_secret_is_an_auth_error_without_the_secret(
 ) -> None:
     wrong = {**ec2, "secret": "not-the-secret-" + uuid.uuid4().hex}
     store = s3_store(wrong, bucket)
-    with pytest.raises(AuthError, match="refused our credentials") as caught:
+    with pytest.raises(AuthError, match="check the access key id and secret") as caught:
         publish(store, "it", files_of(outputs))
     assert wrong["secret"] not in str(caught.value) and ec2["secret"] not in str(caught.value)
 

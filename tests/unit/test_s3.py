@@ -213,13 +213,13 @@ def test_virtual_addressing_urls(no_aws: Path) -> None:
 
 
 # ----- botocore's errors -----
-def client_error(status: int, code: str, message: str = "no") -> ClientError:
+def client_error(status: int, code: str, message: str = "no", op: str = "PutObject") -> ClientError:
     return ClientError(
         {
             "Error": {"Code": code, "Message": message},
             "ResponseMetadata": {"HTTPStatusCode": status},
         },
-        "PutObject",
+        op,
     )
 
 
@@ -229,6 +229,7 @@ def client_error(status: int, code: str, message: str = "no") -> ClientError:
         (client_error(403, "SignatureDoesNotMatch"), AuthError, "refused our credentials"),
         (client_error(403, "InvalidAccessKeyId"), AuthError, "check the access key id"),
         (client_error(403, "AccessDenied"), AuthError, "not allowed (403 AccessDenied)"),
+        (client_error(403, "403", "Forbidden", "HeadBucket"), AuthError, "403): check the acc"),
         (client_error(503, "SlowDown"), Exception, "rate limited"),
         (client_error(500, "InternalError"), CloudUnavailable, "server error 500"),
         (client_error(400, "EntityTooSmall"), PermanentError, "refused (400 EntityTooSmall)"),
