@@ -88,8 +88,12 @@ class Simulation:
         trace: Trace,
         seed: int = 0,
         decider: Callable[[Simulation], Decider] | None = None,
+        every_tick: bool = False,
     ) -> None:
         self.config = config
+        # Run a cycle at every interval tick, as the real daemon does, instead of only where one
+        # could decide something: slow, and for checking that skipping changes nothing.
+        self.every_tick = every_tick
         self.settings = settings
         self.trace = trace
         self.seed = seed
@@ -214,6 +218,8 @@ class Simulation:
                 world.take_wakes(now)
                 self.decider.cycle()
                 cycles += 1
+                if self.every_tick and end_at is None:
+                    world.wake(now)
                 live = sum(len(c.instances) for c in self.clouds.values())
                 if not counts or counts[-1][1] != live:
                     counts.append((now, live))

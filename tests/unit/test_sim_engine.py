@@ -241,3 +241,16 @@ def test_busy_cores_percentile_is_weighted_by_time() -> None:
     result, _ = run(make_config([cloud("private", 1, 0.0, cpus=16)]), jobs(long, *short))
     assert result.pool.busy_cores_percentile(0.95) == 1
     assert result.pool.busy_cores_percentile(0.99) == 9
+
+
+def test_skipping_quiet_ticks_changes_nothing() -> None:
+    """The event-driven loop against a cycle at every tick, as the daemon runs: same run."""
+    trace = generate(Bursts(150, 0.5, burst_size=50), seed=8)
+    data = make_config(TWO_CLOUDS, RANDOM, spend={"max_per_hour": 3.0})
+    config, settings = split_config(data, "test")
+    skipping = Simulation(config, settings, trace, seed=2).run()
+    every = Simulation(config, settings, trace, seed=2, every_tick=True).run()
+    assert every.cycles > 3 * skipping.cycles
+    assert comparable(build_report(every, "x", 2)) == comparable(build_report(skipping, "x", 2)) | {
+        "controller_cycles": every.cycles
+    }
