@@ -93,3 +93,44 @@ def test_idle_timeout_trades_cost_for_wait() -> None:
     assert short.wait_p95 > long.wait_p95  # type: ignore[operator]
     assert math.isclose(short.busy_core_hours, long.busy_core_hours)
     assert short.busy_fraction > long.busy_fraction  # type: ignore[operator]
+
+
+def test_skipping_quiet_ticks_changes_nothing_under_faults() -> None:
+    """Slow and failing boots, boot timeouts, an outage that kills instances, a spend cap: the
+    event-driven replay still equals a cycle at every tick."""
+    from bursting.sim.engine import Simulation
+    from bursting.sim.report import build_report
+    from bursting.sim.settings import split_config
+    from tests.unit.test_sim_engine import comparable
+
+    public = [
+        {"name": f"m{c}", "cpus": c, "memory_mb": c * 2048, "price_per_hour": c / 20}
+        for c in (8, 16)
+    ]
+    clouds = [
+        cloud("private", 1, 0.0, max_instances=5, max_concurrent_boots=2),
+        cloud("public", 5, 0.0, max_instances=20, flavors=public),
+    ]
+    sim = {
+        "default_cloud": {
+            "boot_seconds": {"kind": "lognormal", "median": 200, "sigma": 0.8},
+            "boot_failure_rate": 0.1,
+        },
+        "clouds": {
+            "private": {
+                "outages": [{"start_hours": 10, "duration_hours": 5, "kills_instances": True}]
+            }
+        },
+    }
+    data = make_config(
+        clouds, sim, spend={"max_per_hour": 5.0}, idle_seconds=300, boot_timeout_seconds=400
+    )
+    config, settings = split_config(data, "test")
+    trace = generate(Bursts(400, 1.5, burst_size=80), seed=3)
+    skipping = Simulation(config, settings, trace, seed=4).run()
+    every = Simulation(config, settings, trace, seed=4, every_tick=True).run()
+    expected = comparable(build_report(every, "x", 4)) | {"controller_cycles": skipping.cycles}
+    assert comparable(build_report(skipping, "x", 4)) == expected
+    assert every.cycles > 3 * skipping.cycles
+    assert sum(c.lost for c in skipping.clouds.values()) > 0
+    assert skipping.store is not None and skipping.store.failed  # boots failed or timed out
