@@ -134,3 +134,13 @@ def test_skipping_quiet_ticks_changes_nothing_under_faults() -> None:
     assert every.cycles > 3 * skipping.cycles
     assert sum(c.lost for c in skipping.clouds.values()) > 0
     assert skipping.store is not None and skipping.store.failed  # boots failed or timed out
+
+
+def test_quota_caps_a_cloud_and_the_rest_goes_elsewhere() -> None:
+    trace = periodic(bursts=1, every=HOUR, size=64, runtime=1800, cpus=1)
+    clouds = [cloud("cheap", 1, 0.1, max_instances=10), cloud("dear", 5, 0.4, max_instances=10)]
+    sim = {"clouds": {"cheap": {"quota_cores": 16}}}
+    _, report = run(make_config(clouds, sim), trace)
+    assert report.clouds["cheap"].instances_peak == 2  # 16 cores of 8-core instances
+    assert report.clouds["dear"].instances_started >= 6
+    assert report.jobs_run == 64
