@@ -35,6 +35,7 @@ from bursting.sim.trace import Trace, TraceJob
 from bursting.sim.world import World
 
 TIMELINE_POINTS = 2000
+STALLED_SECONDS = 6 * 3600.0  # all arrived, nothing running, nothing started for this long
 
 
 class Decider(Protocol):
@@ -226,13 +227,11 @@ class Simulation:
                 if now >= next_sample:
                     samples.append(self._sample(now))
                     next_sample = now + span / TIMELINE_POINTS
-            if (
-                end_at is None
-                and next_job == len(jobs)
-                and not pool.queue
-                and not pool.running_jobs
-            ):
-                end_at = now + self._linger()
+            if end_at is None and next_job == len(jobs) and not pool.running_jobs:
+                if not pool.queue:
+                    end_at = now + self._linger()
+                elif now - pool.last_progress > STALLED_SECONDS:
+                    end_at = now  # what is left waits for capacity this policy never brings
         ended = min(world.now, end_at if end_at is not None else world.now)
         samples.append(self._sample(ended))
         close = getattr(self.decider, "close", None)

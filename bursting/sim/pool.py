@@ -140,6 +140,7 @@ class SimPool:
         self.workers: dict[str, SimWorker] = {}  # insertion order = join order
         self.busy_core_seconds = 0.0
         self.negotiation_wanted = False
+        self.last_progress = world.now  # when a job last started or finished
         self.kept_idle = False  # the controller keeps an idle worker for demand (see engine)
         self._demand: dict[JobShape, Demand] = {}
         self._job_worker: dict[int, tuple[str, float]] = {}  # job -> (worker, run started)
@@ -168,6 +169,7 @@ class SimPool:
         shape = job.shape
         record = self.records[index]
         assert record is not None
+        self.last_progress = now
         if record.started_at is None:
             record.started_at = now
         else:
@@ -199,6 +201,7 @@ class SimPool:
         record = self.records[index]
         assert record is not None
         record.finished_at = now
+        self.last_progress = now
         self.busy_core_seconds += job.shape.cpus * job.runtime
         self._release(index, worker)
         if not worker.running:
