@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -149,7 +149,7 @@ def read_campaign(
                 config.policy.spend.currency,
             )
     facts = campaign_facts(status, cost)
-    return CampaignFacts(**{**facts.__dict__, "notes": (*facts.notes, *notes)})
+    return replace(facts, notes=(*facts.notes, *notes))
 
 
 @dataclass(frozen=True)

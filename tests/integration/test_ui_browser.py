@@ -476,6 +476,11 @@ def test_campaign_tab_of_the_finished_run_shows_progress_and_plots(
         30,
     )
     assert plots >= 2
+    screenshot = os.environ.get("BURSTING_UI_SCREENSHOT")
+    if screenshot:  # the tab beside the pool page's picture
+        browser.switch_to.default_content()
+        browser.save_screenshot(screenshot.removesuffix(".png") + "-campaign.png")
+        enter_frame(browser, "Campaign", "progress")
     # The plot is served through the plugin to the signed-in viewer, and to nobody else.
     src = re.search(r'<img src="([^"]+)"', html)
     assert src is not None
