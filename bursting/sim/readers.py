@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import classad2
+
 from bursting.model import JobShape
 from bursting.sim.trace import (
     DEFAULT_EPOCH,
@@ -151,6 +153,9 @@ def _swf_job(
 
 
 # ----- condor_history -json -----
+_EXPRESSION = re.compile(r"/Expr\((.*)\)/", re.DOTALL)  # how -json prints an expression
+
+
 def _condor_ads(path: Path) -> Iterator[tuple[int, object]]:
     """The ads of a `condor_history -json` array, or of JSON lines (one ad per line)."""
     with open_text(path) as stream:
@@ -176,12 +181,14 @@ def _expression(value: object) -> str:
     """condor_history -json prints expressions as "/Expr(...)/"; plain strings are kept."""
     if not isinstance(value, str):
         return "" if value is None else str(value)
-    found = re.fullmatch(r"/Expr\((.*)\)/", value, re.DOTALL)
+    found = _EXPRESSION.fullmatch(value)
     return found[1] if found else value
 
 
 def _ad_number(where: str, ad: dict[str, object], name: str, default: float | None) -> float:
     value = ad.get(name)
+    if isinstance(value, str) and _EXPRESSION.fullmatch(value):
+        value = _evaluate(ad, _expression(value))  # e.g. RequestMemory from MemoryUsage
     if value is None:
         if default is None:
             raise TraceError(f"{where}: {name} is missing; condor_history must print it")
@@ -189,6 +196,24 @@ def _ad_number(where: str, ad: dict[str, object], name: str, default: float | No
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TraceError(f"{where}: {name} is {value!r}, not a number")
     return float(value)
+
+
+def _evaluate(ad: dict[str, object], text: str) -> float | None:
+    """An attribute printed as an expression (RequestMemory often is), evaluated against the
+    ad's plain values as the schedd would; None if it does not come out a number."""
+    plain = {
+        key: value
+        for key, value in ad.items()
+        if isinstance(value, (bool, int, float))
+        or (isinstance(value, str) and not _EXPRESSION.fullmatch(value))
+    }
+    try:
+        result = classad2.ExprTree(text).eval(scope=classad2.ClassAd(plain))
+    except (classad2.ClassAdException, ValueError, TypeError):
+        return None
+    if isinstance(result, (classad2.Value, bool)):
+        return None
+    return float(result) if isinstance(result, (int, float)) else None
 
 
 def read_condor_json(path: Path, defaults: JobDefaults) -> Trace:

@@ -190,3 +190,16 @@ def test_window_keeps_jobs_submitted_in_it_and_names_the_span_otherwise(tmp_path
         window(trace, parse_moment("2027-01-01", "--start"), None)
     with pytest.raises(TraceError, match="--start: 'last month' is not a time"):
         parse_moment("last month", "--start")
+
+
+def test_condor_history_expressions_are_evaluated_against_the_ad(tmp_path: Path) -> None:
+    memory = "/Expr(ifThenElse(MemoryUsage =!= undefined, MemoryUsage * 2, 1000))/"
+    ads = [
+        {"QDate": 1, "RemoteWallClockTime": 60, "MemoryUsage": 700, "RequestMemory": memory},
+        {"QDate": 2, "RemoteWallClockTime": 60, "RequestMemory": memory, "RequestCpus": 2},
+        {"QDate": 3, "RemoteWallClockTime": 60, "RequestMemory": "/Expr(Undefined)/"},
+    ]
+    path = tmp_path / "h.json"
+    path.write_text(json.dumps(ads))
+    trace = read_trace(path, JobDefaults(memory_mb_per_core=300))
+    assert [j.shape.memory_mb for j in trace.jobs] == [1400, 1000, 300]
