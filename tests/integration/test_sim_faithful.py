@@ -5,7 +5,8 @@ within stated tolerances.
 The simulated clouds are calibrated from the real run's own boot and join times (the medians of
 its instances' REQUESTED -> JOINING and JOINING -> RUNNING), as an operator would calibrate
 theirs from the controller's history. Tolerances: instance peak within 1, instances started
-within 2, instance-seconds within 40 %, job wait p50 and max within one controller interval plus
+within 2, instance-seconds within 40 %, instance counts within one of each other at least 80 % of
+the time, job wait p50 and max within one controller interval plus
 one negotiation cycle plus 10 s (the real daemons' update intervals are not simulated).
 """
 
@@ -80,6 +81,26 @@ def submit(htcondor: HTCondorPool, job_dir: Path, count: int, seconds: int) -> i
         "request_cpus = 1\nrequest_memory = 128\nrequest_disk = 1024\n"
         f"queue {count}\n"
     )
+
+
+def count_at(counts: list[tuple[float, int]], moment: float) -> int:
+    current = 0
+    for at, count in counts:
+        if at > moment:
+            break
+        current = count
+    return current
+
+
+Counts = list[tuple[float, int]]
+
+
+def agreement(real: Counts, simulated: Counts, end: float) -> float:
+    """The share of seconds, from the first job to the end, the two counts are within one."""
+    begin = min(real[0][0], simulated[0][0])
+    moments = [begin + i for i in range(int(end - begin))]
+    close = sum(1 for t in moments if abs(count_at(real, t) - count_at(simulated, t)) <= 1)
+    return close / max(1, len(moments))
 
 
 def instance_seconds(counts: list[tuple[float, int]], end: float) -> float:
@@ -172,7 +193,10 @@ def test_simulator_reproduces_a_real_run(
         f"{report.instances_peak}, {sim_area:.0f} instance-s, waits p50 {report.wait_p50:.1f}s "
         f"max {report.wait_max:.1f}s"
     )
+    together = agreement(counts, simulated.instance_counts, ended)
+    print(f"instance counts within one of each other {together:.0%} of the time")
     tolerance = INTERVAL + NEGOTIATION + 10
+    assert together >= 0.8
     assert abs(report.instances_peak - real_peak) <= 1
     assert abs(sum(c.instances_started for c in report.clouds.values()) - real_started) <= 2
     assert abs(sim_area - real_area) <= 0.4 * real_area
