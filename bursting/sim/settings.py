@@ -95,7 +95,12 @@ class SimSettings(_Strict):
     jobs: JobsSim = JobsSim()
 
     def cloud(self, name: str) -> CloudSim:
-        return self.clouds.get(name, self.default_cloud)
+        """The cloud's own settings over `default_cloud`: what it does not set, it inherits."""
+        own = self.clouds.get(name)
+        if own is None:
+            return self.default_cloud
+        merged = {**self.default_cloud.model_dump(), **own.model_dump(exclude_unset=True)}
+        return CloudSim.model_validate(merged)
 
 
 def split_config(data: Any, source: str) -> tuple[Config, SimSettings]:

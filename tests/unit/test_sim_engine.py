@@ -254,3 +254,18 @@ def test_skipping_quiet_ticks_changes_nothing() -> None:
     assert comparable(build_report(every, "x", 2)) == comparable(build_report(skipping, "x", 2)) | {
         "controller_cycles": every.cycles
     }
+
+
+def test_a_clouds_settings_inherit_what_they_do_not_set() -> None:
+    data = make_config(
+        TWO_CLOUDS,
+        {
+            "default_cloud": {"boot_failure_rate": 0.25, "boot_seconds": {"value": 7}},
+            "clouds": {"public": {"outages": [{"start_hours": 1, "duration_hours": 2}]}},
+        },
+    )
+    _, settings = split_config(data, "test")
+    public = settings.cloud("public")
+    assert public.boot_failure_rate == 0.25 and public.boot_seconds.value == 7
+    assert public.outages[0].duration_hours == 2
+    assert settings.cloud("private").outages == ()
