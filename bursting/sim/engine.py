@@ -34,7 +34,6 @@ from bursting.sim.store import MemoryStore
 from bursting.sim.trace import Trace, TraceJob
 from bursting.sim.world import World
 
-TIMELINE_POINTS = 2000
 STALLED_SECONDS = 6 * 3600.0  # all arrived, nothing running, nothing started for this long
 
 
@@ -57,6 +56,15 @@ class Sample:
     capacity: dict[str, int]  # cloud -> cores of its workers in the pool
     instances: dict[str, int]  # cloud -> instances listed (booting included)
     cost: float  # cumulative
+
+    def same_as(self, other: Sample) -> bool:
+        """Nothing but time and cost differs (cost grows whenever anything is paid for)."""
+        return (
+            self.idle_cores == other.idle_cores
+            and self.running_cores == other.running_cores
+            and self.capacity == other.capacity
+            and self.instances == other.instances
+        )
 
 
 @dataclass
@@ -185,8 +193,6 @@ class Simulation:
         last_cycle = last_negotiation = -math.inf
         samples: list[Sample] = []
         counts: list[tuple[float, int]] = []
-        span = max(1.0, last_submit - self.start)
-        next_sample = self.start
         world.wake(self.start)
         while True:
             arrival = jobs[next_job].submit if next_job < len(jobs) else math.inf
@@ -224,9 +230,9 @@ class Simulation:
                 live = sum(len(c.instances) for c in self.clouds.values())
                 if not counts or counts[-1][1] != live:
                     counts.append((now, live))
-                if now >= next_sample:
-                    samples.append(self._sample(now))
-                    next_sample = now + span / TIMELINE_POINTS
+                sample = self._sample(now)
+                if not samples or not sample.same_as(samples[-1]):
+                    samples.append(sample)  # every change, so the timeline misses no step
             if end_at is None and next_job == len(jobs) and not pool.running_jobs:
                 if not pool.queue:
                     end_at = now + self._linger()
