@@ -423,7 +423,7 @@ def take_screenshot(browser: Any, path: Path) -> None:
     while not mid_burst(browser.page_source) and time.monotonic() < deadline:
         time.sleep(1)  # the page refreshes itself every 5 s
     browser.switch_to.default_content()
-    browser.set_window_size(1400, 1750)
+    browser.set_window_size(1400, 1250)
     time.sleep(1)
     browser.save_screenshot(str(path))
     browser.set_window_size(1400, 1050)
