@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -20,7 +21,8 @@ from bursting.devpool.layout import clean_env
 from bursting.image.tools import container_limits
 from tests.kube.runners import RUNNING, ContainerStartError, Exited, ImagePullError, Launch, State
 
-LABEL = "io.bursting.kube-standin"
+LABEL = "io.bursting.kube-standin"  # its value: the runner that started the container
+POD_LABEL = "io.bursting.kube-pod"
 PREFIX = "bursting-kube-"
 TIMEOUT = 120.0
 POLL_EVERY = 1.0  # seconds between two `podman inspect`s of one container (2 shared cores)
@@ -99,7 +101,7 @@ def write_seed(launch: Launch, seed: Path) -> list[str]:
     return arguments
 
 
-def run_arguments(launch: Launch, image: str, volumes: list[str]) -> list[str]:
+def run_arguments(launch: Launch, image: str, volumes: list[str], runner: str) -> list[str]:
     """`podman run` for one container: the pod's size, env, volumes, command and args."""
     sizing: list[str] = []
     if launch.cpus:
@@ -114,7 +116,7 @@ def run_arguments(launch: Launch, image: str, volumes: list[str]) -> list[str]:
     return [
         "run", "--detach", "--pull", "never", *RUNTIME_ARGS, *container_limits(),
         "--name", container_name(launch),
-        "--label", f"{LABEL}={launch.namespace}.{launch.pod}",
+        "--label", f"{LABEL}={runner}", "--label", f"{POD_LABEL}={launch.namespace}.{launch.pod}",
         "--hostname", launch.pod, "--add-host", f"{launch.pod}:127.0.0.1", "--network", "host",
         *sizing, *env, *volumes, *entry, *workdir, image, *launch.args,
     ]  # fmt: skip
@@ -127,6 +129,7 @@ class WorkerImageRunner:
     def __init__(self, seeds: Path, image_for: Callable[[str], str] | None = None) -> None:
         self.seeds = Path(seeds)
         self.image_for = image_for or (lambda image: image)
+        self.id = uuid.uuid4().hex[:12]  # labels this runner's containers (others run beside)
 
     def start(self, launch: Launch) -> Handle:
         image = self.image_for(launch.image)
@@ -138,7 +141,7 @@ class WorkerImageRunner:
         name = container_name(launch)
         podman(["rm", "--force", "--ignore", "--time", "0", name])
         seed = self.seeds / name
-        done = podman(run_arguments(launch, image, write_seed(launch, seed)))
+        done = podman(run_arguments(launch, image, write_seed(launch, seed), self.id))
         if done.returncode != 0:  # what a failed run created is dropped, as a kubelet would
             podman(["rm", "--force", "--ignore", "--time", "0", name])
             shutil.rmtree(seed, ignore_errors=True)
@@ -181,5 +184,7 @@ class WorkerImageRunner:
 
     def leftovers(self) -> list[str]:
         """Containers this runner started that still exist (none after the stand-in stopped)."""
-        done = podman(["ps", "--all", "--filter", f"label={LABEL}", "--format", "{{.Names}}"])
+        done = podman(
+            ["ps", "--all", "--filter", f"label={LABEL}={self.id}", "--format", "{{.Names}}"]
+        )
         return sorted(line for line in done.stdout.splitlines() if line.startswith(PREFIX))
