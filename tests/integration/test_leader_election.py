@@ -539,7 +539,12 @@ def test_two_bursting_run_processes_only_the_leader_acts(kube: KubeStandIn, tmp_
         )
         # Handed over by the release, not by expiry; the leader first finished the cycle it was
         # in (without acting further), at most an interval.
-        assert "released: take it over" in standby.log_path.read_text()
+        # (The new leader logs why after its write to the Lease: wait for the line.)
+        wait_for(
+            lambda: "released: take it over" in standby.log_path.read_text(),
+            10,
+            "the new leader's log of the release",
+        )
         assert took - stopped < INTERVAL + STANDBY_TRY + SLACK
         assert leader.process.wait(timeout=30) == 0  # and it exits cleanly
         cycles_before = leader.cycles()
