@@ -146,7 +146,7 @@ def use_devcloud(console: Console) -> None:
 
 
 def run_demo(
-    config_path: Path = DEMO_CONFIG, timeout: float = 600.0, openstack: bool = False
+    config_path: Path = DEMO_CONFIG, timeout: float = 1200.0, openstack: bool = False
 ) -> int:
     console = Console()
     config = load_config(config_path)

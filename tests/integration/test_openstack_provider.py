@@ -9,6 +9,7 @@ left behind. Servers booted here carry a real worker spec's cloud-init user-data
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from bursting.clock import SystemClock
 from bursting.clouds.base import CloudProvider, ProviderContext
 from bursting.clouds.registry import cloud_type
 from bursting.contextualize import render_cloud_init
-from bursting.errors import AuthError, QuotaExceeded
+from bursting.errors import AuthError, CloudUnavailable, QuotaExceeded
 from bursting.model import CloudStatus, Flavor, InstanceSpec, Secret, WorkerSpec
 from tests.integration.test_htcondor_pool import wait_for
 
@@ -134,10 +135,18 @@ def test_racing_creates_beyond_the_quota_end_as_quota_exceeded_with_no_error_lef
     outcomes: list[Any] = []
 
     def create(asked: InstanceSpec) -> Any:
-        try:
-            return cloud.create(asked)
-        except QuotaExceeded as exc:
-            return exc
+        # An API that refused a connection under load is asked again, as the controller would
+        # at its next cycle (creates are idempotent by instance id).
+        for attempt in range(5):
+            try:
+                return cloud.create(asked)
+            except QuotaExceeded as exc:
+                return exc
+            except CloudUnavailable:
+                if attempt == 4:
+                    raise
+                time.sleep(2)
+        raise AssertionError("unreachable")
 
     with ThreadPoolExecutor(6) as threads:
         outcomes = list(threads.map(create, specs))
