@@ -18,7 +18,6 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from bursting.clock import Clock, SystemClock
@@ -40,12 +39,12 @@ from bursting.clouds.kubernetes_pods import (
 )
 from bursting.clouds.openstack_errors import Redactor
 from bursting.config import CloudConfig
-from bursting.errors import BurstingError, ConfigError, PermanentError
+from bursting.errors import BurstingError, PermanentError
+from bursting.kubeconfig import load_cluster
 from bursting.model import CloudInstance, CloudSnapshot, Flavor, InstanceSpec, Quota
 
 log = logging.getLogger(__name__)
 
-IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 ApiFactory = Callable[[], Any]  # -> kubernetes.client.CoreV1Api
 
 
@@ -350,42 +349,16 @@ def api_factory(config: KubernetesCloud) -> tuple[ApiFactory, str, Redactor]:
     """Load the kubeconfig (or in-cluster config) now, so a missing file, context or cluster is a
     config error at start; the API client itself is made at the first call."""
     from kubernetes import client
-    from kubernetes import config as kube_config
-    from kubernetes.config.config_exception import ConfigException
 
     settings = config.kubernetes
-    where = f"cloud {config.name}"
-    configuration = client.Configuration()
-    namespace = settings.namespace
-    try:
-        if settings.kubeconfig is not None:
-            if not settings.kubeconfig.is_file():
-                raise ConfigError(
-                    where, [f"kubernetes.kubeconfig: no file {settings.kubeconfig}; fix the path"]
-                )
-            namespace = namespace or _context_namespace(
-                where, settings.kubeconfig, settings.context
-            )
-            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=str(settings.kubeconfig),
-                context=settings.context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
-        else:
-            kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
-            if namespace is None and IN_CLUSTER_NAMESPACE.is_file():
-                namespace = IN_CLUSTER_NAMESPACE.read_text().strip()
-    except ConfigException as exc:
-        field = "kubernetes.kubeconfig" if settings.kubeconfig else "kubernetes"
-        hint = (
-            "check the file and kubernetes.context"
-            if settings.kubeconfig
-            else "not running inside a cluster: set kubernetes.kubeconfig to reach one"
-        )
-        raise ConfigError(where, [f"{field}: {exc}; {hint}"]) from None
+    configuration, namespace = load_cluster(
+        f"cloud {config.name}",
+        "kubernetes.",
+        settings.kubeconfig,
+        settings.context,
+        settings.namespace,
+        "not running inside a cluster: set kubernetes.kubeconfig to reach one",
+    )
     configuration.retries = 1  # one quick retry of a dropped connection; the cycle does the rest
     redact = Redactor(_credentials(configuration))
 
@@ -393,25 +366,6 @@ def api_factory(config: KubernetesCloud) -> tuple[ApiFactory, str, Redactor]:
         return client.CoreV1Api(client.ApiClient(configuration))
 
     return connect, namespace or "default", redact
-
-
-def _context_namespace(where: str, kubeconfig: Path, context: str | None) -> str | None:
-    from kubernetes import config as kube_config
-
-    contexts, active = kube_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
-        config_file=str(kubeconfig)
-    )
-    chosen = active
-    if context is not None:
-        chosen = next((c for c in contexts if c.get("name") == context), None)
-        if chosen is None:
-            names = ", ".join(sorted(str(c.get("name")) for c in contexts))
-            raise ConfigError(
-                where,
-                [f"kubernetes.context: no context {context!r} in {kubeconfig} (has: {names})"],
-            )
-    found = (chosen or {}).get("context", {}).get("namespace")
-    return str(found) if found else None
 
 
 def _credentials(configuration: Any) -> list[str]:

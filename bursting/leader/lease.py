@@ -11,19 +11,16 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
 from bursting.config import LeaderElectionConfig
 from bursting.errors import ConfigError
+from bursting.kubeconfig import load_cluster
 from bursting.leader.decision import LeaseRecord
 
-IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 WHERE = "leader_election"
 
 
@@ -134,34 +131,16 @@ def spec_of(record: LeaseRecord) -> client.V1LeaseSpec:
 def connect(settings: LeaderElectionConfig, timeout: float) -> LeaseApi:
     """The Lease API as `settings` say: a kubeconfig (and context), else this pod's
     ServiceAccount. Problems are ConfigErrors naming the leader_election field to fix."""
-    configuration = client.Configuration()
-    namespace = settings.namespace
-    try:
-        if settings.kubeconfig is not None:
-            if not settings.kubeconfig.is_file():
-                raise ConfigError(
-                    WHERE, [f"kubeconfig: no file {settings.kubeconfig}; fix the path"]
-                )
-            namespace = namespace or _context_namespace(settings.kubeconfig, settings.context)
-            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=str(settings.kubeconfig),
-                context=settings.context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
-        else:
-            kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
-            if namespace is None and IN_CLUSTER_NAMESPACE.is_file():
-                namespace = IN_CLUSTER_NAMESPACE.read_text().strip()
-    except ConfigException as exc:
-        hint = (
-            "check the file and leader_election.context"
-            if settings.kubeconfig
-            else "not running in a pod: set leader_election.kubeconfig to reach a cluster"
-        )
-        raise ConfigError(WHERE, [f"kubeconfig: {exc}; {hint}"]) from None
+    configuration, namespace = load_cluster(
+        WHERE,
+        "",
+        settings.kubeconfig,
+        settings.context,
+        settings.namespace,
+        "not running in a pod: set leader_election.kubeconfig to reach a cluster",
+    )
+    if namespace is None and settings.kubeconfig is not None:
+        namespace = "default"  # as kubectl: a context naming no namespace means "default"
     if namespace is None:
         raise ConfigError(
             WHERE, ["namespace: not set and no namespace to default to; set it to the Lease's"]
@@ -169,20 +148,3 @@ def connect(settings: LeaderElectionConfig, timeout: float) -> LeaseApi:
     configuration.retries = 0  # the elector retries every retry period, within its deadline
     api = client.CoordinationV1Api(client.ApiClient(configuration))
     return LeaseApi(api, settings.lease_name, namespace, timeout)
-
-
-def _context_namespace(kubeconfig: Path, context: str | None) -> str | None:
-    """The namespace the kubeconfig's chosen context names (None: it names none)."""
-    contexts, active = kube_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
-        config_file=str(kubeconfig)
-    )
-    chosen = active
-    if context is not None:
-        chosen = next((c for c in contexts if c.get("name") == context), None)
-        if chosen is None:
-            names = ", ".join(sorted(str(c.get("name")) for c in contexts))
-            raise ConfigError(
-                WHERE, [f"context: no context {context!r} in {kubeconfig} (has: {names})"]
-            )
-    found = (chosen or {}).get("context", {}).get("namespace")
-    return str(found) if found else "default"
