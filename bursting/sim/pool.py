@@ -13,6 +13,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from bursting.errors import PermanentError
 from bursting.model import ClusterStatus, Demand, Flavor, JobShape, PoolSnapshot, Worker
 from bursting.policy.matching import Matcher
 from bursting.sim.trace import TraceJob
@@ -355,10 +356,10 @@ class SimPool:
         itemdata: Iterable[Mapping[str, str]] | None = None,
         attributes: Mapping[str, str] | None = None,
     ) -> int:
-        raise NotImplementedError("the simulated pool replays a trace; it takes no submits")
+        raise PermanentError("the simulated pool replays a trace; it takes no submits")
 
     def job_status(self, cluster_id: int) -> ClusterStatus:
         return ClusterStatus(cluster_id)
 
     def remove(self, cluster_id: int, reason: str = "removed by bursting") -> None:
-        raise NotImplementedError("the simulated pool replays a trace; nothing to remove")
+        raise PermanentError("the simulated pool replays a trace; nothing to remove")
