@@ -96,6 +96,7 @@ class Controller:
             max_workers=config.policy.max_calls_in_flight, thread_name_prefix="cloud"
         )
         self._in_flight: dict[str, Future[None]] = {}
+        self._unanswered: dict[Future[None], Action] = {}  # left in flight: answered later
         self._flavors = flavor_table(config)
         self._matcher = matcher_for(config)
         self._paused_until: dict[str, float] = {}  # cloud -> until, from retry_after
@@ -246,6 +247,7 @@ class Controller:
     def run_once(self) -> CycleReport:
         if not self.leading():
             raise NotLeading("not the leader: this replica does not act")
+        self._late_answers()
         report = self.dry_run()
         now, plan = report.started_at, report.plan
         # Spend first, over the instances as they were since the last accrual.
@@ -309,6 +311,7 @@ class Controller:
                     action.cloud,
                     limit,
                 )
+                self._unanswered[future] = action
                 continue
             if error is None:
                 report.done.append(action)
@@ -316,6 +319,25 @@ class Controller:
                 report.failed.append((action, error))
                 self._failed(action, error, by_id.get(action.instance_id))
         self._in_flight = {k: f for k, f in self._in_flight.items() if not f.done()}
+
+    def _late_answers(self) -> None:
+        """Calls left in flight that have answered since: a refusal counts as if it had come
+        in time (the instance is forgotten and its cloud/flavor backs off), before this cycle
+        plans, so it is neither lost nor asked again."""
+        answered = [f for f in self._unanswered if f.done()]
+        stored = {i.id: i for i in self.store.instances()} if answered else {}
+        for future in answered:
+            action = self._unanswered.pop(future)
+            error = None if future.cancelled() else future.exception()
+            if error is None:
+                log.info(
+                    "%s %s on %s: answered late: done",
+                    action.kind.value,
+                    action.instance_id,
+                    action.cloud,
+                )
+            else:
+                self._failed(action, error, stored.get(action.instance_id))
 
     def _perform(self, action: Action) -> None:
         if not self.leading():  # fencing: asked again right before the call itself

@@ -4,6 +4,7 @@ checked at start, per-cloud timeouts, and the cycle record other readers use."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,8 @@ import pytest
 from bursting.clock import FakeClock
 from bursting.config import Config, parse_config
 from bursting.controller import Controller
-from bursting.errors import CloudUnavailable, ConfigError
-from bursting.model import CloudSnapshot, Flavor, InstanceSpec, JobShape, Secret
+from bursting.errors import CloudUnavailable, ConfigError, QuotaExceeded
+from bursting.model import CloudSnapshot, Flavor, InstanceSpec, InstanceState, JobShape, Secret
 from bursting.store import open_store
 from bursting.workers import WorkerFactory
 from tests.fakes import FakeCloud, FakePool
@@ -216,3 +217,37 @@ def test_a_create_that_hangs_past_the_cloud_timeout_stays_in_flight_and_is_not_r
         release.set()
         controller.close()
     assert len(calls) == 1
+
+
+def test_a_refusal_that_answers_after_the_timeout_is_not_lost_and_not_asked_again() -> None:
+    controller, cloud = world(make_config(call_timeout_seconds=0.2))
+    release = threading.Event()
+    calls: list[str] = []
+
+    def refused_late(spec: InstanceSpec) -> Any:
+        calls.append(spec.id)
+        release.wait(5)
+        raise QuotaExceeded("only: Quota exceeded for instances")
+
+    cloud.create = refused_late  # type: ignore[method-assign]
+    try:
+        first = controller.run_once()
+        assert first.record is not None
+        assert [a.outcome for a in first.record.actions] == ["pending"]
+        (asked,) = calls
+        release.set()
+        wait = time.monotonic() + 10
+        while not all(f.done() for f in controller._unanswered) and time.monotonic() < wait:
+            time.sleep(0.01)
+        clock = controller.clock
+        assert isinstance(clock, FakeClock)
+        clock.advance(10)
+        controller.run_once()
+        (gone,) = [i for i in controller.store.instances(include_gone=True) if i.id == asked]
+        assert gone.state is InstanceState.GONE
+        assert "create refused (QuotaExceeded)" in gone.reason
+        assert ("only", "m4") in controller.store.backoffs()
+        assert calls == [asked]  # backing off: not asked again
+    finally:
+        release.set()
+        controller.close()
