@@ -40,6 +40,7 @@ from bursting.model import (
     InstanceSpec,
     InstanceState,
     PoolSnapshot,
+    ReasonCode,
     WorkerSpec,
 )
 from bursting.planner import CyclePlan, flavor_table, matcher_for, plan_cycle
@@ -354,7 +355,11 @@ class Controller:
             return
         flavor = self._flavors[(action.cloud, action.flavor)]
         worker = self.workers(action.instance_id, action.cloud, flavor)
-        spec = InstanceSpec(action.instance_id, self.config.pool.id, action.cloud, flavor, worker)
+        # A create planned from demand has a new id; only a create asked again may exist already.
+        never_asked = action.code is not ReasonCode.CREATE_UNCONFIRMED
+        spec = InstanceSpec(
+            action.instance_id, self.config.pool.id, action.cloud, flavor, worker, never_asked
+        )
         provider.create(spec)
 
     def _failed(self, action: Action, error: BaseException, instance: Instance | None) -> None:

@@ -340,13 +340,17 @@ class WorkerSpec:
 @dataclass(frozen=True)
 class InstanceSpec:
     """What the controller asks a cloud to create; the id is chosen by us (idempotent create).
-    `worker` is how the instance joins the pool; None only for clouds that need no bootstrap."""
+    `worker` is how the instance joins the pool; None only for clouds that need no bootstrap.
+    `never_asked`: no cloud has ever been asked for this id (a new intent of this cycle), so
+    nothing can exist under it and a provider may skip looking for it; False, the safe default,
+    for a create asked again (after a crash or a call that did not answer)."""
 
     id: str
     pool_id: str
     cloud: str
     flavor: Flavor
     worker: WorkerSpec | None = field(default=None, repr=False)
+    never_asked: bool = False
 
 
 @dataclass(frozen=True)

@@ -231,9 +231,11 @@ class OpenStackProvider:
 
     def _servers(self, name_pattern: str) -> Iterator[Any]:
         conn = self._conn()
-        yield from conn.compute.servers(
-            details=True, name=name_pattern, limit=self.settings.page_size
-        )
+        # With a limit openstacksdk always asks for one more page after the last, and Nova can
+        # answer a marker that points at a server still being built with that same server
+        # ("Endless pagination loop"); without one, Nova pages at its own maximum and links on.
+        paging = {"limit": self.settings.page_size} if self.settings.page_size else {}
+        yield from conn.compute.servers(details=True, name=name_pattern, **paging)
 
     def _public(self, server: Any) -> CloudInstance | None:
         status = cloud_status(server.status, getattr(server, "task_state", None))
@@ -284,7 +286,10 @@ class OpenStackProvider:
             flavor = catalog.flavors.get(spec.flavor.name)
         if flavor is None:
             raise PermanentError(f"{self.name}: the cloud offers no flavor {spec.flavor.name!r}")
-        existing = self._call("look up server", lambda: self._find(spec.id))
+        # Nova allows two servers with one name: a create asked again looks for the first one.
+        existing = (
+            [] if spec.never_asked else self._call("look up server", lambda: self._find(spec.id))
+        )
         if existing:
             instance = self._public(existing[0])
             if instance is not None:

@@ -36,7 +36,9 @@ class OpenStackSettings(_Strict):
     create_confirm_margin: Annotated[int, Field(ge=0, le=1000)] = 5
     # Flavors and images are read again after this long (a site adds flavors, rebuilds images).
     catalog_refresh_seconds: Annotated[float, Field(ge=10)] = 600.0
-    page_size: Annotated[int, Field(ge=1, le=1000)] = 200
+    # Servers per page of a listing; none: Nova's own maximum (osapi_max_limit), one request
+    # for a listing shorter than that.
+    page_size: Annotated[int, Field(ge=1, le=1000)] | None = None
 
     @field_validator("clouds_yaml")
     @classmethod

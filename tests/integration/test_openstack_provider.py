@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
+import requests
 import yaml
 
 from bursting.clock import SystemClock
@@ -106,6 +108,37 @@ def test_servers_carry_tags_and_the_worker_user_data(devcloud: Any, private: Any
     assert [i.id for i in listed] == [asked.id]
     # Nova shows the security groups once the server's networking is set up.
     assert admin.compute.get_server(server.id).security_groups == [{"name": "bursting-worker"}]
+
+
+def test_a_new_create_is_one_request_a_create_asked_again_looks_first_a_listing_is_one(
+    devcloud: Any, private: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin, project, pool_id = private
+    admin.compute.update_quota_set(project, instances=20)
+    cloud = provider(devcloud.clouds_yaml, create_confirm_margin=0)
+    cloud.flavors()  # the catalog, and the headroom from a first listing
+    cloud.list_instances(pool_id)
+    sent: list[tuple[str, str]] = []
+    send = requests.Session.send
+
+    def counted(session: requests.Session, request: Any, **kwargs: Any) -> Any:
+        path = urlparse(request.url).path
+        if "/servers" in path:
+            sent.append((request.method, path.rsplit("/", 1)[-1]))
+        return send(session, request, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "send", counted)
+    fresh = spec(pool_id)
+    cloud.create(InstanceSpec(fresh.id, pool_id, CLOUD, SMALL, fresh.worker, never_asked=True))
+    assert sent == [("POST", "servers")]
+    sent.clear()
+    again = cloud.create(fresh)  # asked again: found, not created twice
+    assert again.id == fresh.id
+    assert sent == [("GET", "detail")]
+    sent.clear()
+    assert [i.id for i in cloud.list_instances(pool_id).instances] == [fresh.id]
+    assert sent == [("GET", "detail")]
+    assert [s.name for s in mine(admin, pool_id)] == [fresh.id]
 
 
 def test_a_create_the_quota_refuses_is_quota_exceeded_and_leaves_nothing(

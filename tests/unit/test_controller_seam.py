@@ -251,3 +251,29 @@ def test_a_refusal_that_answers_after_the_timeout_is_not_lost_and_not_asked_agai
     finally:
         release.set()
         controller.close()
+
+
+def test_only_a_create_asked_again_may_find_its_instance_already_there() -> None:
+    controller, cloud = world(make_config())
+    original = cloud.create
+    answers = iter([CloudUnavailable("only: connection refused"), None])
+
+    def flaky(spec: InstanceSpec) -> Any:
+        error = next(answers)
+        if error is not None:
+            cloud.specs.append(spec)
+            raise error
+        return original(spec)  # records the spec too
+
+    cloud.create = flaky  # type: ignore[method-assign]
+    try:
+        controller.run_once()
+        clock = controller.clock
+        assert isinstance(clock, FakeClock)
+        clock.advance(10)
+        controller.run_once()
+    finally:
+        controller.close()
+    first, again = cloud.specs
+    assert first.id == again.id
+    assert first.never_asked and not again.never_asked
