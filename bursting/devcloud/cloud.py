@@ -129,6 +129,10 @@ class DevCloud:
                 self._start(venv, image)
             except BaseException:
                 self.log("start-up failed; stopping what was started")
+                if "rabbitmq" in self.state.pids():
+                    # The Erlang VM started epmd as a daemon of its own; the port was free at
+                    # the start, so whoever holds it now is ours (left, it blocks the next up).
+                    self._record_epmd()
                 self._stop_all()
                 raise
             with self.state.editing() as state:

@@ -58,6 +58,20 @@ NEUTRON_PRELUDE = (
     "sqlalchemy.orm.configure_mappers()\n"
 )
 
+# Keystone and Neutron build their policy enforcer at the first request that needs one, and a
+# second request served meanwhile by another thread of the same worker sees it before its rules
+# are registered: a spurious 403 (seen on the admin's first concurrent create_user). Each worker
+# builds it while loading the application, before it serves anything.
+POLICY_WARMUP: dict[str, str] = {
+    "keystone_app": (
+        "from keystone.common.rbac_enforcer.enforcer import RBACEnforcer\n"
+        "_rbac = RBACEnforcer()\n"
+        "_rbac.suppress_deprecation_warnings = True  # as under a request: one notice in all\n"
+        "_rbac._enforcer.load_rules()\n"
+    ),
+    "neutron_app": "import neutron.policy\n\nneutron.policy.init()\n",
+}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -135,7 +149,9 @@ def write_configs(settings: Settings) -> None:
     pylib = settings.paths.run / "pylib"
     for module, app in WSGI_APPS.items():
         prelude = NEUTRON_PRELUDE if module == "neutron_app" else ""
-        write_private(pylib / f"{module}.py", wsgi_module(app, prelude))
+        write_private(
+            pylib / f"{module}.py", wsgi_module(app, prelude, POLICY_WARMUP.get(module, ""))
+        )
     write_private(pylib / "devcloud_ml2.py", template("devcloud_ml2.py.txt"))
     write_private(pylib / "swift_run_server.py", template("swift/run_server.py.txt"))
     # An entry point, so ML2 (which loads mechanism drivers by name through stevedore) finds
@@ -145,5 +161,7 @@ def write_configs(settings: Settings) -> None:
     write_private(dist / "entry_points.txt", template("devcloud_ml2.entry_points.txt"))
 
 
-def wsgi_module(app: str, prelude: str = "") -> str:
-    return f"import sys\n\nsys.argv = sys.argv[:1]\n{prelude}from {app} import application\n"
+def wsgi_module(app: str, prelude: str = "", warmup: str = "") -> str:
+    return (
+        f"import sys\n\nsys.argv = sys.argv[:1]\n{prelude}from {app} import application\n{warmup}"
+    )
