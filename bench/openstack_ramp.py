@@ -31,8 +31,10 @@ from bursting.config import parse_config
 from bursting.contextualize import render_cloud_init
 from bursting.controller import Controller
 from bursting.devcloud import ADMIN_CLOUD, PUBLIC_CLOUD, DevCloud, connect
+from bursting.devcloud.hypervisor import NODE_PREFIX
 from bursting.devpool import DevPool
 from bursting.devpool import condor_config as cc
+from bursting.devpool.containers import ContainerNodes
 from bursting.image import ensure_image
 from bursting.model import Flavor, Secret, WorkerSpec
 from bursting.pool.htcondor import HTCondorPool
@@ -115,7 +117,9 @@ class Plain:
 
 def clean(admin: Any, pool_id: str, settle: float = 0.0) -> None:
     """Delete every server of this run and wait until Nova has none left; with `settle`, until
-    none has appeared for that long (creates still in flight when a controller stops)."""
+    none has appeared for that long (creates still in flight when a controller stops). Then
+    until the hypervisor has stopped every node it booted for them: fifty nodes shutting down
+    would otherwise load the machine during the next run."""
     quiet_since = time.monotonic()
     while True:
         servers = list(admin.compute.servers(details=True, all_projects=True, name=f"^{pool_id}-"))
@@ -126,8 +130,14 @@ def clean(admin: Any, pool_id: str, settle: float = 0.0) -> None:
         if servers:
             quiet_since = time.monotonic()
         if time.monotonic() - quiet_since >= settle:
-            return
+            break
         time.sleep(1)
+    nodes = ContainerNodes(lambda: True)
+    deadline = time.monotonic() + 300
+    while any(name.startswith(NODE_PREFIX) for name in nodes.node_names()):
+        if time.monotonic() > deadline:
+            raise SystemExit("the hypervisor did not stop the deleted servers' nodes in 300 s")
+        time.sleep(2)
 
 
 def wait_usage_released(clouds_yaml: Path, timeout: float = 300) -> None:
@@ -181,10 +191,10 @@ def controller_run(n: int, devcloud: DevCloud, devpool: DevPool) -> tuple[float,
                     },
                 }
             ],
+            # The controller's defaults otherwise: 8 cloud calls in flight at most.
             "policy": {
                 "interval_seconds": 10,
                 "min_idle_seconds": 0,
-                "max_calls_in_flight": n,
                 "boot_timeout_seconds": 600,
                 "join_timeout_seconds": 600,
             },
