@@ -57,6 +57,7 @@ NEUTRON_PRELUDE = (
     "import sqlalchemy.orm\n"
     "sqlalchemy.orm.configure_mappers()\n"
 )
+PRELUDES: dict[str, str] = {"neutron_app": NEUTRON_PRELUDE}  # before the application's import
 
 # Keystone and Neutron build their policy enforcer at the first request that needs one, and a
 # second request served meanwhile by another thread of the same worker sees it before its rules
@@ -148,9 +149,9 @@ def write_configs(settings: Settings) -> None:
         write_private(etc / target, render(template(name), values))
     pylib = settings.paths.run / "pylib"
     for module, app in WSGI_APPS.items():
-        prelude = NEUTRON_PRELUDE if module == "neutron_app" else ""
         write_private(
-            pylib / f"{module}.py", wsgi_module(app, prelude, POLICY_WARMUP.get(module, ""))
+            pylib / f"{module}.py",
+            wsgi_module(app, PRELUDES.get(module, ""), POLICY_WARMUP.get(module, "")),
         )
     write_private(pylib / "devcloud_ml2.py", template("devcloud_ml2.py.txt"))
     write_private(pylib / "swift_run_server.py", template("swift/run_server.py.txt"))
