@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,22 @@ SCRATCH = Path("/var/tmp/bursting")
 AIRFLOW_HOME = Path(os.environ.setdefault("AIRFLOW_HOME", f"/tmp/bursting-airflow-{os.getpid()}"))
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test that used the personal pool reports what the pool looked like then."""
+    report = yield
+    pool = getattr(item, "funcargs", {}).get("devpool")
+    if report.when == "call" and report.failed and pool is not None:
+        from bursting.devpool import condor_config as cc
+        from tests.pool_report import pool_report
+
+        log_dir = pool.layout.path(cc.local_dir("pool")) / "log"
+        report.sections.append(("personal pool at the failure", pool_report(cc.COLLECTOR, log_dir)))
+    return report
 
 
 @pytest.fixture(scope="session")

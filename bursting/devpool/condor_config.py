@@ -72,6 +72,18 @@ ALLOW_ADMINISTRATOR = $(ALLOW_ADMINISTRATOR) {admin_identity}
 """
 
 
+# Nodes here are deleted the way clouds delete VMs, and a node killed before it said goodbye
+# leaves its ads behind: the negotiator would keep matching jobs to the dead slot (it prefers
+# the smallest) until the collector drops the ads, 15 minutes by default. Every daemon of this
+# pool updates every UPDATE_INTERVAL (5s), the negotiator and the collector's own ad too once
+# told so; an ad silent for a minute belongs to a dead daemon and is dropped.
+_STALE_ADS = (
+    "CLASSAD_LIFETIME = 60",
+    "NEGOTIATOR_UPDATE_INTERVAL = $(UPDATE_INTERVAL)",
+    "COLLECTOR_UPDATE_INTERVAL = 20",
+)
+
+
 def central_manager(paths: dict[str, str], admin_identity: str, local_cpus: int = 0) -> str:
     """Collector, negotiator and schedd (and a startd only if asked) on 127.0.0.1:9618."""
     daemons = "MASTER, COLLECTOR, NEGOTIATOR, SCHEDD" + (", STARTD" if local_cpus else "")
@@ -87,6 +99,7 @@ def central_manager(paths: dict[str, str], admin_identity: str, local_cpus: int 
         f"SHARED_PORT_PORT = {COLLECTOR.split(':')[1]}",
         "MASTER_NAME = pool",
         "SCHEDD_NAME = pool",
+        *_STALE_ADS,
     ]
     if local_cpus:
         lines += [
