@@ -8,7 +8,6 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,11 @@ from bursting.devpool import condor_config as cc
 from bursting.devpool.containers import container_name
 from bursting.model import JobState
 from bursting.pool.htcondor import HTCondorPool
+from tests.integration.test_htcondor_pool import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # Ads go once silent for CLASSAD_LIFETIME (60s), checked every 60s: at most 120s, plus slack.
 ADS_GONE_WITHIN = 170.0
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def slots_of(node: str) -> list[str]:
