@@ -97,6 +97,12 @@ def service(name: str, venv: Path, paths: Paths) -> Service:
             "4",
             "--timeout",
             "120",
+            # gunicorn closes a connection idle for --keep-alive (2 s by default); a client that
+            # reuses it at that very moment gets "connection reset" on a request the server
+            # never read. Clients here reuse connections every few seconds (controller cycles,
+            # polling loops), so hold them open as long as nginx does by default.
+            "--keep-alive",
+            "75",
             "-b",
             f"{HOST}:{port}",
             f"{module}:application",

@@ -248,6 +248,35 @@ def test_status_json_answers_and_shows_no_secret(devcloud: Any) -> None:
         assert secret not in done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("name", ["keystone", "nova-api", "nova-api-public"])
+def test_the_apis_keep_an_idle_connection_open(devcloud: Any, name: str) -> None:
+    """A connection idle between two requests stays open on the server's side: a server that
+    closes it after a couple of seconds races every client that reuses it (the client's request
+    meets a closing socket and comes back as "connection reset")."""
+    import http.client
+    import select
+
+    from bursting.devcloud.layout import HOST, PORTS
+
+    path = "/v3" if name == "keystone" else "/"
+    connection = http.client.HTTPConnection(HOST, PORTS[name], timeout=10)
+    try:
+        for attempt in range(2):
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            assert response.status < 500, (name, attempt, response.status)
+            assert not response.will_close, f"{name} asked to close the connection"
+            if attempt == 0:
+                time.sleep(4)  # twice gunicorn's default keep-alive
+                sock = connection.sock
+                assert sock is not None
+                readable, _, _ = select.select([sock], [], [], 0)
+                assert not readable, f"{name} closed a connection idle for 4 s"
+    finally:
+        connection.close()
+
+
 @pytest.fixture
 def sole_user(devcloud: Any) -> Iterator[None]:
     """This session alone uses devcloud (no other session holds the shared lock)."""

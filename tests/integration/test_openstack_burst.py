@@ -24,6 +24,7 @@ from bursting.controller import Controller
 from bursting.model import InstanceState, JobState
 from bursting.pool.htcondor import HTCondorPool
 from bursting.store import open_store
+from tests.integration.leftover_servers import cleaned_after, delete_servers
 from tests.integration.test_htcondor_pool import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -144,11 +145,14 @@ class Servers:
         return sum(len(v) for v in self.now().values())
 
 
-@pytest.fixture
-def admin(devcloud: Any) -> Any:
-    from bursting.devcloud import ADMIN_CLOUD, connect
+# Every pool id here is "os" and six hex digits (make_config).
+MY_SERVERS = "^os[0-9a-f]{6}-"
 
-    return connect(devcloud.clouds_yaml, ADMIN_CLOUD)
+
+@pytest.fixture
+def admin(devcloud: Any) -> Iterator[Any]:
+    """The admin's connection; whatever servers the test left (it failed mid-burst) deleted."""
+    yield from cleaned_after(devcloud, MY_SERVERS)
 
 
 @pytest.fixture
@@ -160,6 +164,7 @@ def private_project(devcloud: Any, admin: Any) -> Iterator[Any]:
     before = admin.compute.get_quota_set(user.current_project_id)
     admin.compute.update_quota_set(user.current_project_id, instances=PRIVATE_QUOTA)
     yield user
+    delete_servers(admin, MY_SERVERS)  # a lower quota than the servers left is refused
     admin.compute.update_quota_set(user.current_project_id, instances=before.instances)
 
 

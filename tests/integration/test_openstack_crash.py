@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import yaml
 from bursting.model import InstanceState, JobState
 from bursting.pool.htcondor import HTCondorPool
 from bursting.store import open_store
+from tests.integration.leftover_servers import cleaned_after
 from tests.integration.test_htcondor_pool import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -84,14 +86,40 @@ def write_config(tmp: Path, clouds_yaml: Path) -> tuple[Path, dict[str, Any]]:
     return path, config
 
 
-def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+# Every pool id here is "oc" and five hex digits (write_config).
+MY_SERVERS = "^oc[0-9a-f]{5}-"
+
+
+@pytest.fixture
+def admin(devcloud: Any) -> Iterator[Any]:
+    """The admin's connection; whatever servers the test left (it failed mid-wave) deleted."""
+    yield from cleaned_after(devcloud, MY_SERVERS)
+
+
+@pytest.fixture
+def controllers(admin: Any) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The controllers the test starts; one still running after it (it failed) is killed by its
+    PID before its servers are deleted, so nothing creates them again."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def start(
+    config: Path, log: Path, started: list[subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "bursting.cli", "run", "--config", str(config)],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    started.append(process)
+    return process
 
 
 class Nova:
@@ -146,13 +174,17 @@ def kill_and_read(process: subprocess.Popen[bytes], log: Path, store: Any, nova:
 
 
 def test_kill_minus_nine_against_nova(
-    devcloud: Any, devpool: Any, htcondor: HTCondorPool, job_dir: Path, tmp_path: Path
+    devcloud: Any,
+    devpool: Any,
+    htcondor: HTCondorPool,
+    job_dir: Path,
+    tmp_path: Path,
+    admin: Any,
+    controllers: list[subprocess.Popen[bytes]],
 ) -> None:
-    from bursting.devcloud import ADMIN_CLOUD, connect
-
     config_path, config = write_config(tmp_path, Path(devcloud.clouds_yaml))
     pool_id = config["pool"]["id"]
-    nova = Nova(connect(devcloud.clouds_yaml, ADMIN_CLOUD), pool_id)
+    nova = Nova(admin, pool_id)
     store = open_store(config["store"]["url"])
     log = tmp_path / "controller.log"
     hits: Counter[str] = Counter()
@@ -166,10 +198,10 @@ def test_kill_minus_nine_against_nova(
             )
         )
         for target in AIM:
-            process = start(config_path, log)
+            process = start(config_path, log, controllers)
             aim(target, store, nova)
             hits.update(kill_and_read(process, log, store, nova))
-        process = start(config_path, log)
+        process = start(config_path, log, controllers)
         wait_for(
             f"wave {wave}: its jobs done and every server gone",
             lambda: (
@@ -191,7 +223,7 @@ def test_kill_minus_nine_against_nova(
 
     stray = spec(pool_id)
     provider(Path(devcloud.clouds_yaml)).create(stray)
-    process = start(config_path, log)
+    process = start(config_path, log, controllers)
     try:
         wait_for("the stray server reaped", lambda: not nova.servers(), timeout=120, every=1)
         deletes = [
