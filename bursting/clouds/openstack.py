@@ -26,6 +26,7 @@ from bursting.clouds.openstack_errors import (
     Redactor,
     fault_text,
     is_quota_fault,
+    once_more_if_dropped,
     translate,
 )
 from bursting.config import CloudConfig
@@ -176,6 +177,11 @@ class OpenStackProvider:
         except Exception as exc:
             raise translate(exc, self.name, operation, self._redact) from None
 
+    def _read(self, operation: str, call: Callable[[], Any]) -> Any:
+        """A read: sent once more at once if the connection dropped under it (creates and
+        deletes are not: the next cycle decides again from a fresh listing)."""
+        return self._call(operation, lambda: once_more_if_dropped(call))
+
     def _catalog_now(self, refresh: bool = False) -> _Catalog:
         now = self.clock.now()
         catalog = self._catalog
@@ -184,7 +190,7 @@ class OpenStackProvider:
             or refresh
             or now - catalog.read_at >= self.settings.catalog_refresh_seconds
         ):
-            catalog = self._call("read flavors and image", lambda: self._read_catalog(now))
+            catalog = self._read("read flavors and image", lambda: self._read_catalog(now))
             self._catalog = catalog
         return catalog
 
@@ -263,7 +269,7 @@ class OpenStackProvider:
 
     # ----- CloudProvider -----
     def list_instances(self, pool_id: str) -> CloudSnapshot:
-        servers = self._call(
+        servers = self._read(
             "list servers", lambda: [s for s in self._servers(f"^{pool_id}-") if self._ours(s)]
         )
         listed: list[CloudInstance] = []
@@ -288,7 +294,7 @@ class OpenStackProvider:
             raise PermanentError(f"{self.name}: the cloud offers no flavor {spec.flavor.name!r}")
         # Nova allows two servers with one name: a create asked again looks for the first one.
         existing = (
-            [] if spec.never_asked else self._call("look up server", lambda: self._find(spec.id))
+            [] if spec.never_asked else self._read("look up server", lambda: self._find(spec.id))
         )
         if existing:
             instance = self._public(existing[0])
@@ -353,13 +359,13 @@ class OpenStackProvider:
         conn = self._conn()
         server_id = server.id
         # The create's answer carries no status: Nova's own view comes from a GET.
-        server = self._call("confirm create", lambda: conn.compute.get_server(server_id))
+        server = self._read("confirm create", lambda: conn.compute.get_server(server_id))
         for _ in range(steps):
             task = getattr(server, "task_state", None)
             if server.status != "BUILD" or (task is not None and task != "scheduling"):
                 break
             self._wait(_CONFIRM_STEP)
-            server = self._call("confirm create", lambda: conn.compute.get_server(server_id))
+            server = self._read("confirm create", lambda: conn.compute.get_server(server_id))
         if server.status == "ERROR" and is_quota_fault(server.fault):
             self._delete_quietly(server)
             raise QuotaExceeded(f"{self.name}: {self._redact(fault_text(server.fault))}")
@@ -377,7 +383,7 @@ class OpenStackProvider:
             )
 
     def delete(self, instance_id: str) -> None:
-        servers = self._call("look up server", lambda: self._find(instance_id))
+        servers = self._read("look up server", lambda: self._find(instance_id))
         for server in servers:  # Nova allows two servers with one name: delete every one
             self._delete(server.id)
 
@@ -408,7 +414,7 @@ class OpenStackProvider:
     def quota(self) -> Quota:
         """Headroom from the compute limits; unknown (no creates this cycle) if unreadable."""
         try:
-            limits = self._call("read limits", lambda: self._conn().compute.get_limits())
+            limits = self._read("read limits", lambda: self._conn().compute.get_limits())
         except BurstingError as exc:
             log.warning("%s: quota unknown: %s", self.name, exc)
             with self._lock:

@@ -8,12 +8,13 @@ redactor: an SDK message may quote a request, and credentials must never reach a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from keystoneauth1 import exceptions as ksa
 from openstack import exceptions as sdk
+from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
 from bursting.errors import (
     AuthError,
@@ -43,6 +44,26 @@ class Redactor:
     def for_auth(cls, auth: dict[str, Any]) -> Redactor:
         keys = ("password", "application_credential_secret", "token", "secret")
         return cls(str(auth[key]) for key in keys if auth.get(key))
+
+
+T = TypeVar("T")
+
+
+def once_more_if_dropped(call: Callable[[], T]) -> T:
+    """Run a read, and once more at once if the connection failed under it.
+
+    An API server closes a keep-alive connection idle for its timeout (Apache's is 5 s,
+    gunicorn's 2 s); a request sent on it at that moment comes back as "connection reset" though
+    the server never read it. A fresh connection answers at once; a cloud that is really down
+    refuses that one too, and then the error stands. A timeout is not retried: it would double
+    the wait on a frozen API.
+    """
+    retrying = retry(
+        retry=retry_if_exception_type(ksa.ConnectFailure),
+        stop=stop_after_attempt(2),
+        reraise=True,
+    )
+    return retrying(call)()
 
 
 def is_quota_text(text: str | None) -> bool:

@@ -5,6 +5,7 @@ integration tests, on devcloud."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +18,7 @@ from openstack import exceptions as sdk
 from pydantic import ValidationError
 
 from bursting.clouds.openstack import (
+    OpenStackProvider,
     cloud_status,
     connection_factory,
     near_quota,
@@ -28,6 +30,7 @@ from bursting.clouds.openstack_errors import (
     Redactor,
     fault_text,
     is_quota_fault,
+    once_more_if_dropped,
     retry_after,
     translate,
 )
@@ -40,7 +43,7 @@ from bursting.errors import (
     QuotaExceeded,
     TransientError,
 )
-from bursting.model import CloudStatus, Flavor, Quota
+from bursting.model import CloudStatus, Flavor, InstanceSpec, Quota
 
 NOTHING = Redactor([])
 FLAVORS = [{"name": "w1.small", "cpus": 1, "memory_mb": 1024}]
@@ -283,3 +286,100 @@ def test_an_unreachable_cloud_lists_as_unavailable_never_empty(tmp_path: Path) -
         provider.list_instances("p")
     assert "very-secret-value" not in str(caught.value)
     assert provider.quota() == Quota.unknown()
+
+
+# ----- a connection dropped under a read -----
+def dropped() -> ksa.ConnectFailure:
+    """What keystoneauth raises when a keep-alive connection is reset under a request."""
+    return ksa.ConnectFailure(
+        "Unable to establish connection to http://127.0.0.1:8774/v2.1/servers/detail: "
+        "('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))"
+    )
+
+
+class Answers:
+    """A call that raises the given errors in turn, then answers."""
+
+    def __init__(self, *errors: Exception, answer: Any = "answer") -> None:
+        self.errors = list(errors)
+        self.answer = answer
+        self.calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return self.answer
+
+
+def test_a_read_whose_connection_dropped_is_sent_once_more() -> None:
+    call = Answers(dropped())
+    assert once_more_if_dropped(call) == "answer"
+    assert call.calls == 2
+
+
+def test_a_cloud_that_refuses_twice_is_not_asked_a_third_time() -> None:
+    call = Answers(dropped(), dropped())
+    with pytest.raises(ksa.ConnectFailure):
+        once_more_if_dropped(call)
+    assert call.calls == 2
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ksa.ConnectTimeout("Request timed out"), http_error(500, "boom"), http_error(404, "gone")],
+)
+def test_timeouts_and_answers_are_not_retried(error: Exception) -> None:
+    call = Answers(error)
+    with pytest.raises(type(error)):
+        once_more_if_dropped(call)
+    assert call.calls == 1
+
+
+def fake_connection(create_server: Answers, servers: Answers) -> SimpleNamespace:
+    absolute = SimpleNamespace(
+        instances=10, instances_used=0, total_cores=20, total_cores_used=0, total_ram=40960,
+        total_ram_used=0,
+    )  # fmt: skip
+    flavor = SimpleNamespace(name="w1.small", id="f1", vcpus=1, ram=1024, disk=2)
+    image = SimpleNamespace(id="img", created_at="2026-12-01T00:00:00Z")
+    return SimpleNamespace(
+        compute=SimpleNamespace(
+            flavors=lambda details: [flavor],
+            servers=servers,
+            get_limits=lambda: SimpleNamespace(absolute=absolute),
+            create_server=create_server,
+        ),
+        image=SimpleNamespace(images=lambda **query: [image]),
+        network=SimpleNamespace(find_network=lambda *a, **k: SimpleNamespace(id="net")),
+    )
+
+
+def server(name: str) -> SimpleNamespace:
+    return SimpleNamespace(
+        name=name,
+        status="ACTIVE",
+        task_state=None,
+        created_at="2026-12-03T18:00:00Z",
+        fault=None,
+        metadata={
+            "bursting_pool": "p1",
+            "bursting_instance": name,
+            "bursting_cloud": "public",
+            "bursting_flavor": "w1.small",
+        },
+    )
+
+
+def test_the_provider_lists_again_when_the_connection_drops_but_never_creates_twice() -> None:
+    servers = Answers(dropped(), answer=[server("p1-public-aaaa")])
+    create = Answers(dropped())
+    connection = fake_connection(create, servers)
+    provider = OpenStackProvider(cloud(network="bursting-net"), lambda: connection, NOTHING)
+    listed = provider.list_instances("p1")
+    assert [i.id for i in listed.instances] == ["p1-public-aaaa"]
+    assert servers.calls == 2
+    spec = InstanceSpec("p1-public-bbbb", "p1", "public", Flavor("w1.small", 1, 1024, 2))
+    with pytest.raises(CloudUnavailable, match="create server"):
+        provider.create(replace(spec, never_asked=True))
+    assert create.calls == 1, "a create is never resent: Nova would make two servers"
