@@ -23,15 +23,23 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A failed test that used the personal pool reports what the pool looked like then."""
+    """A failed test that used the personal pool or devcloud reports what they looked like then."""
     report = yield
-    pool = getattr(item, "funcargs", {}).get("devpool")
-    if report.when == "call" and report.failed and pool is not None:
+    if report.when != "call" or not report.failed:
+        return report
+    fixtures = getattr(item, "funcargs", {})
+    pool = fixtures.get("devpool")
+    if pool is not None:
         from bursting.devpool import condor_config as cc
         from tests.pool_report import pool_report
 
         log_dir = pool.layout.path(cc.local_dir("pool")) / "log"
         report.sections.append(("personal pool at the failure", pool_report(cc.COLLECTOR, log_dir)))
+    cloud = fixtures.get("devcloud")
+    if cloud is not None:
+        from tests.devcloud_report import devcloud_report
+
+        report.sections.append(("devcloud at the failure", devcloud_report(cloud)))
     return report
 
 
