@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bursting.clouds.openstack_errors import Redactor, fault_text
+from tests.pool_report import sections_report
 
 # ERROR lines every run has, which explain no failure: an optional cache backend that is not
 # installed, and Nova's own response-schema checks of its debug build.
@@ -22,19 +22,14 @@ MARKERS = (" ERROR ", " CRITICAL ", "[ERROR]", "[CRITICAL]", "Traceback")
 
 def devcloud_report(cloud: Any, limit: int = 30, recent_seconds: float = 900) -> str:
     """Never raises: a report that cannot be had says why instead."""
-    redact = _redactor(cloud)
-    parts = []
-    sections: tuple[tuple[str, Callable[[], str]], ...] = (
-        ("services not answering", lambda: _services(cloud)),
-        ("servers", lambda: _servers(cloud, limit)),
-        ("latest errors in the logs", lambda: errors(cloud.paths.logs, limit, recent_seconds)),
+    return sections_report(
+        (
+            ("services not answering", lambda: _services(cloud)),
+            ("servers", lambda: _servers(cloud, limit)),
+            ("latest errors in the logs", lambda: errors(cloud.paths.logs, limit, recent_seconds)),
+        ),
+        _redactor(cloud),
     )
-    for title, build in sections:
-        try:
-            parts.append(f"-- {title}\n{redact(build())}")
-        except Exception as exc:  # a report must not hide the failure it comes with
-            parts.append(f"-- {title}: unavailable ({type(exc).__name__}: {redact(str(exc))})")
-    return "\n".join(parts)
 
 
 def _redactor(cloud: Any) -> Redactor:

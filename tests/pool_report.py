@@ -19,20 +19,28 @@ JOB_ATTRIBUTES = [
 ]
 
 
-def pool_report(collector: str, log_dir: Path, limit: int = 30) -> str:
-    """Never raises: a report that cannot be had says why instead."""
+Section = tuple[str, Callable[[], str]]
+
+
+def sections_report(sections: tuple[Section, ...], redact: Callable[[str], str] = str) -> str:
+    """Each section under its title. Never raises: a section that cannot be had says why."""
     parts = []
-    sections: tuple[tuple[str, Callable[[], str]], ...] = (
-        ("slots", lambda: _slots(collector, limit)),
-        ("jobs not finished", lambda: _jobs(collector, limit)),
-        ("negotiator, latest", lambda: _negotiator(log_dir / "NegotiatorLog", limit)),
-    )
     for title, build in sections:
         try:
-            parts.append(f"-- {title}\n{build()}")
+            parts.append(f"-- {title}\n{redact(build())}")
         except Exception as exc:  # a report must not hide the failure it comes with
-            parts.append(f"-- {title}: unavailable ({type(exc).__name__}: {exc})")
+            parts.append(f"-- {title}: unavailable ({type(exc).__name__}: {redact(str(exc))})")
     return "\n".join(parts)
+
+
+def pool_report(collector: str, log_dir: Path, limit: int = 30) -> str:
+    return sections_report(
+        (
+            ("slots", lambda: _slots(collector, limit)),
+            ("jobs not finished", lambda: _jobs(collector, limit)),
+            ("negotiator, latest", lambda: _negotiator(log_dir / "NegotiatorLog", limit)),
+        )
+    )
 
 
 def _slots(collector: str, limit: int) -> str:

@@ -49,6 +49,7 @@ class Redactor:
 T = TypeVar("T")
 
 
+@retry(retry=retry_if_exception_type(ksa.ConnectFailure), stop=stop_after_attempt(2), reraise=True)
 def once_more_if_dropped(call: Callable[[], T]) -> T:
     """Run a read, and once more at once if the connection failed under it.
 
@@ -58,12 +59,7 @@ def once_more_if_dropped(call: Callable[[], T]) -> T:
     refuses that one too, and then the error stands. A timeout is not retried: it would double
     the wait on a frozen API.
     """
-    retrying = retry(
-        retry=retry_if_exception_type(ksa.ConnectFailure),
-        stop=stop_after_attempt(2),
-        reraise=True,
-    )
-    return retrying(call)()
+    return call()
 
 
 def is_quota_text(text: str | None) -> bool:
